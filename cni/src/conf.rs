@@ -93,10 +93,7 @@ impl NetConf {
             cni_version,
             name: wire.name,
             plugin_type: wire.plugin_type,
-            ipam_type: wire
-                .ipam
-                .map(|i| i.ipam_type)
-                .filter(|t| !t.is_empty()),
+            ipam_type: wire.ipam.map(|i| i.ipam_type).filter(|t| !t.is_empty()),
             dns: wire.dns,
             prev_result,
             runtime_config: wire.runtime_config.unwrap_or_default(),
@@ -190,10 +187,22 @@ mod tests {
         let bad = |s: &str| NetConf::from_bytes(s.as_bytes()).unwrap_err().code;
         assert_eq!(bad("{not json"), code::DECODING_FAILURE);
         assert_eq!(bad("[1]"), code::DECODING_FAILURE);
-        assert_eq!(bad(r#"{"cniVersion":5,"name":"n"}"#), code::DECODING_FAILURE);
-        assert_eq!(bad(r#"{"cniVersion":"9.9.9","name":"n"}"#), code::INCOMPATIBLE_VERSION);
-        assert_eq!(bad(r#"{"cniVersion":"1.0.0"}"#), code::INVALID_NETWORK_CONFIG);
-        assert_eq!(bad(r#"{"cniVersion":"1.0.0","name":"a/b"}"#), code::INVALID_NETWORK_CONFIG);
+        assert_eq!(
+            bad(r#"{"cniVersion":5,"name":"n"}"#),
+            code::DECODING_FAILURE
+        );
+        assert_eq!(
+            bad(r#"{"cniVersion":"9.9.9","name":"n"}"#),
+            code::INCOMPATIBLE_VERSION
+        );
+        assert_eq!(
+            bad(r#"{"cniVersion":"1.0.0"}"#),
+            code::INVALID_NETWORK_CONFIG
+        );
+        assert_eq!(
+            bad(r#"{"cniVersion":"1.0.0","name":"a/b"}"#),
+            code::INVALID_NETWORK_CONFIG
+        );
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
+use crate::Error;
 use crate::env::Command;
 use crate::result::CniResult;
 use crate::skel::Request;
-use crate::Error;
 
 /// Finds `plugin` in the `:`-separated CNI_PATH.
 pub fn find_in_path(plugin: &str, cni_path: &str) -> Result<PathBuf, Error> {
@@ -28,7 +28,9 @@ pub fn find_in_path(plugin: &str, cni_path: &str) -> Result<PathBuf, Error> {
         .map(|dir| Path::new(dir).join(plugin))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            Error::invalid_env(format!("failed to find plugin {plugin:?} in CNI_PATH {cni_path}"))
+            Error::invalid_env(format!(
+                "failed to find plugin {plugin:?} in CNI_PATH {cni_path}"
+            ))
         })
 }
 
@@ -81,4 +83,3 @@ fn delegate_error(plugin: &str, stdout: &[u8], status: std::process::ExitStatus)
         Err(_) => Error::internal(format!("{plugin} failed with no error message: {status}")),
     }
 }
-

@@ -215,8 +215,8 @@ mod tests {
 
     #[test]
     fn reports_every_missing_variable() {
-        let err = CmdArgs::from_env(&env(&[("CNI_COMMAND", "ADD"), ("CNI_NETNS", "")]))
-            .unwrap_err();
+        let err =
+            CmdArgs::from_env(&env(&[("CNI_COMMAND", "ADD"), ("CNI_NETNS", "")])).unwrap_err();
         assert_eq!(err.code, code::INVALID_ENV);
         assert_eq!(
             err.msg,
@@ -241,7 +241,11 @@ mod tests {
         assert!(validate_container_id("a/b").is_err());
         assert!(validate_container_id("abc-1.2_3").is_ok());
         for bad in ["", ".", "..", "a/b", "a:b", "a b", "sixteen-chars-xx"] {
-            assert_eq!(validate_ifname(bad).unwrap_err().code, code::INVALID_ENV, "{bad}");
+            assert_eq!(
+                validate_ifname(bad).unwrap_err().code,
+                code::INVALID_ENV,
+                "{bad}"
+            );
         }
         assert!(validate_ifname("fifteen-chars-x").is_ok());
         assert!(validate_netns_path("run/netns/x").is_err());

@@ -32,6 +32,8 @@ pub mod code {
     pub const RANGE_EXHAUSTED: u32 = 101;
     /// The container and interface already hold an address in a range set.
     pub const ALREADY_ALLOCATED: u32 = 102;
+    /// CHECK found the attachment differs from what ADD set up.
+    pub const CHECK_FAILED: u32 = 103;
     /// Anything else (Go's `ErrInternal`).
     pub const INTERNAL: u32 = 999;
 }
@@ -86,6 +88,9 @@ impl Error {
     }
     pub fn not_available(msg: impl Into<String>) -> Error {
         Error::new(code::NOT_AVAILABLE, msg)
+    }
+    pub fn check_failed(msg: impl Into<String>) -> Error {
+        Error::new(code::CHECK_FAILED, msg)
     }
     pub fn internal(msg: impl Into<String>) -> Error {
         Error::new(code::INTERNAL, msg)

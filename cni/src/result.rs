@@ -31,7 +31,11 @@ pub struct Interface {
     /// The netns path for container interfaces; empty for host interfaces.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sandbox: String,
-    #[serde(default, rename = "socketPath", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "socketPath",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub socket_path: String,
     #[serde(default, rename = "pciID", skip_serializing_if = "String::is_empty")]
     pub pci_id: String,
@@ -225,7 +229,10 @@ impl CniResult {
                 .routes
                 .iter()
                 .filter(|r| r.dst.is_ipv4() == v4)
-                .map(|r| LegacyRoute { dst: r.dst, gw: r.gw })
+                .map(|r| LegacyRoute {
+                    dst: r.dst,
+                    gw: r.gw,
+                })
                 .collect();
             Some(LegacyIp {
                 ip: ip.address,
@@ -284,7 +291,10 @@ mod tests {
                 },
             ],
             routes: vec![
-                Route::new("0.0.0.0/0".parse().unwrap(), Some("10.22.0.1".parse().unwrap())),
+                Route::new(
+                    "0.0.0.0/0".parse().unwrap(),
+                    Some("10.22.0.1".parse().unwrap()),
+                ),
                 Route::new("::/0".parse().unwrap(), None),
             ],
             dns: Dns {

@@ -224,7 +224,11 @@ mod tests {
     }
 
     fn call(pairs: &[(&str, &str)], stdin: &str) -> Outcome {
-        dispatch(&Echo, &Env::from_pairs(pairs.iter().copied()), &mut stdin.as_bytes())
+        dispatch(
+            &Echo,
+            &Env::from_pairs(pairs.iter().copied()),
+            &mut stdin.as_bytes(),
+        )
     }
 
     fn error_code(o: &Outcome) -> u64 {

@@ -230,10 +230,11 @@ impl Locked<'_> {
     fn rebuild_index(&self) -> Result<()> {
         let mut netns_of: HashMap<String, String> = HashMap::new();
         for name in list_dir(&self.store.index_dir)? {
+            if name == STAMP_FILE {
+                continue;
+            }
             let path = self.store.index_dir.join(&name);
-            if !name.starts_with('.')
-                && let Some((key, entry)) = read_entry(&path)
-            {
+            if let Some((key, entry)) = read_entry(&path) {
                 netns_of.insert(key.index_name(), entry.netns);
             }
             remove_if_exists(&path)?;

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    cni::skel::run("host-local", &host_local::HostLocal);
+}
