@@ -83,3 +83,42 @@ fn delegate_error(plugin: &str, stdout: &[u8], status: std::process::ExitStatus)
         Err(_) => Error::internal(format!("{plugin} failed with no error message: {status}")),
     }
 }
+
+/// An IPAM allocation made during ADD that is released again (delegate DEL) unless the ADD
+/// completes and calls [`IpamLease::keep`].
+pub struct IpamLease<'a> {
+    plugin: String,
+    req: &'a Request,
+    kept: bool,
+}
+
+impl<'a> IpamLease<'a> {
+    /// Runs the delegate's ADD; the returned lease owns the allocation.
+    pub fn acquire(plugin: &str, req: &'a Request) -> Result<(IpamLease<'a>, CniResult), Error> {
+        let lease = IpamLease {
+            plugin: plugin.to_string(),
+            req,
+            kept: false,
+        };
+        // On failure the lease drops here and runs DEL: a failed delegate ADD may still have
+        // allocated, and the spec asks the caller to release it.
+        let result = add(plugin, req)?;
+        Ok((lease, result))
+    }
+
+    /// The ADD succeeded: the allocation stays.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for IpamLease<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        if let Err(e) = run(&self.plugin, Command::Del, self.req) {
+            log::warn!("release {} allocation after failed ADD: {e}", self.plugin);
+        }
+    }
+}
