@@ -1,1 +1,28 @@
-//! The only crate that talks to the kernel.
+//! The only crate that talks to the kernel: network namespace handles and a synchronous
+//! rtnetlink socket with typed operations on links, addresses and routes.
+//!
+//! A [`Netlink`] belongs to the namespace it was opened in: open one per namespace
+//! ([`Netlink::host`], [`Netlink::in_netns`]) and drive them all from the same thread. Code
+//! that must run inside a namespace (sysctls under /proc/sys/net) goes through
+//! [`NetNs::run`], which uses a fresh thread and never switches a reusable one.
+
+mod address;
+mod error;
+mod handle;
+mod link;
+mod netns;
+mod route;
+mod socket;
+#[cfg(test)]
+mod testutil;
+
+pub use ipnetwork::IpNetwork;
+
+pub use address::{Address, IpFamily, SCOPE_HOST, SCOPE_LINK, SCOPE_UNIVERSE};
+pub use error::{Error, Result};
+pub use handle::Netlink;
+pub use link::{IFF_LOOPBACK, IFF_UP, Link, LinkId, MAX_IFNAME_LEN, MacAddr};
+pub use netns::NetNs;
+pub use route::{
+    PROTO_BOOT, PROTO_KERNEL, Route, RouteFilter, TABLE_LOCAL, TABLE_MAIN, TYPE_UNICAST,
+};

@@ -1,0 +1,31 @@
+//! Test helpers: run kernel tests in a private network namespace, never the host's.
+
+use nix::sched::CloneFlags;
+
+/// Whether kernel tests can run (root); prints why they are skipped otherwise.
+pub(crate) fn skip_unless_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        true
+    } else {
+        eprintln!("skipping: creating network namespaces needs root");
+        false
+    }
+}
+
+/// Runs `f` on a fresh thread that first moves into a new, empty network namespace, so the
+/// test never touches the machine's own interfaces. The namespace dies with the thread.
+pub(crate) fn in_new_netns<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
+    if !skip_unless_root() {
+        return None;
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+                f()
+            })
+            .join()
+            .map_err(std::panic::resume_unwind)
+            .ok()
+    })
+}
