@@ -1,0 +1,117 @@
+//! The loopback plugin: brings `lo` up in the container's netns on ADD and down on DEL,
+//! as the reference plugin does. `CNI_IFNAME` is not used: this only ever acts on `lo`.
+
+use cni::{CniResult, Error, Interface, IpConfig, Plugin, Request};
+use cni_netlink::{Address, Link, NetNs, Netlink};
+
+/// The interface this plugin manages, whatever CNI_IFNAME says.
+const LO: &str = "lo";
+
+pub struct Loopback;
+
+impl Plugin for Loopback {
+    fn add(&self, req: &Request) -> Result<CniResult, Error> {
+        let ns = open_netns(req.netns())?;
+        let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
+        let lo = find_lo(&mut nl)?;
+        nl.set_link_up(lo.index).map_err(kernel_error)?;
+        let addresses = nl.list_addresses(lo.index).map_err(kernel_error)?;
+        if let Some(odd) = addresses.iter().find(|a| !a.addr.ip().is_loopback()) {
+            return Err(Error::internal(format!(
+                "loopback interface found with non-loopback address {}",
+                odd.addr.ip()
+            )));
+        }
+        // A chained loopback passes the previous result through untouched.
+        if let Some(prev) = &req.conf.prev_result {
+            return Ok(prev.clone());
+        }
+        Ok(loopback_result(req.netns(), &addresses))
+    }
+
+    fn del(&self, req: &Request) -> Result<(), Error> {
+        if req.netns().is_empty() {
+            return Ok(());
+        }
+        // A netns that is gone took lo with it: nothing left to do (kubernetes#43014).
+        let ns = match NetNs::open(req.netns()) {
+            Ok(ns) => ns,
+            Err(e) if e.is_netns_gone() => {
+                log::debug!("DEL: {e}; nothing to do");
+                return Ok(());
+            }
+            Err(e) => return Err(netns_error(e)),
+        };
+        let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
+        match nl.set_link_down(LO) {
+            Err(e) if !e.is_not_found() => Err(kernel_error(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn check(&self, req: &Request) -> Result<(), Error> {
+        let ns = open_netns(req.netns())?;
+        let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
+        let lo = find_lo(&mut nl)?;
+        if !lo.is_loopback() {
+            return Err(Error::internal(format!(
+                "interface {LO} in {} is not a loopback interface",
+                req.netns()
+            )));
+        }
+        if !lo.is_up() {
+            return Err(Error::internal("loopback interface is down"));
+        }
+        Ok(())
+    }
+}
+
+/// The result of a first-in-chain ADD: `lo` in the sandbox, with the first IPv4 and first
+/// IPv6 address it holds once up (127.0.0.1/8 and ::1/128).
+fn loopback_result(netns: &str, addresses: &[Address]) -> CniResult {
+    let first_of = |v4: bool| addresses.iter().find(|a| a.addr.is_ipv4() == v4);
+    let ips = [first_of(true), first_of(false)]
+        .into_iter()
+        .flatten()
+        .map(|a| IpConfig {
+            address: a.addr,
+            gateway: None,
+            interface: Some(0),
+        })
+        .collect();
+    CniResult {
+        interfaces: vec![Interface {
+            name: LO.into(),
+            mac: "00:00:00:00:00:00".into(),
+            sandbox: netns.into(),
+            ..Interface::default()
+        }],
+        ips,
+        ..CniResult::default()
+    }
+}
+
+fn find_lo(nl: &mut Netlink) -> Result<Link, Error> {
+    nl.get_link(LO)
+        .map_err(kernel_error)?
+        .ok_or_else(|| Error::internal(format!("link {LO} not found")))
+}
+
+fn open_netns(path: &str) -> Result<NetNs, Error> {
+    NetNs::open(path).map_err(netns_error)
+}
+
+/// Failing to open or enter the netns is the spec's "invalid netns" (code 8).
+fn netns_error(e: cni_netlink::Error) -> Error {
+    Error::invalid_netns(e.to_string())
+}
+
+fn kernel_error(e: cni_netlink::Error) -> Error {
+    match e {
+        cni_netlink::Error::EnterNetns { .. } => netns_error(e),
+        e => Error::internal(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
