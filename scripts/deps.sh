@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the demo, the tests and the benchmarks need on a fresh Debian 12 machine:
+# Debian packages (only those missing) and a Rust toolchain check. Sourced by the other scripts.
+set -euo pipefail
+
+DEBIAN_PACKAGES=(iproute2 iptables nftables containernetworking-plugins busybox-static
+                 dnsutils procps psmisc util-linux iputils-ping)
+
+ensure_debian_packages() {
+    local missing=()
+    for p in "${DEBIAN_PACKAGES[@]}" "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing Debian packages: ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null || true
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+ensure_cargo() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "cargo not found: install a Rust toolchain (rustup) matching rust-toolchain.toml" >&2
+        exit 1
+    fi
+}
+
+ensure_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "this needs root (network namespaces); run it with sudo" >&2
+        exit 1
+    fi
+}
