@@ -502,6 +502,23 @@ mod tests {
     }
 
     #[test]
+    fn retries_while_the_binary_is_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = script(dir.path(), "busy", "echo '{}'");
+        // An open write handle makes exec fail with ETXTBSY until it is closed.
+        let writer = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1200));
+            drop(writer);
+        });
+        let started = std::time::Instant::now();
+        let out = exec_raw(&p, &[], true, b"", None).unwrap();
+        closer.join().unwrap();
+        assert!(out.status.success());
+        assert!(started.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[test]
     fn finds_plugins_in_order() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();

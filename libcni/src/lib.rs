@@ -36,9 +36,41 @@ pub fn cnitool_container_id(netns: &Path) -> String {
     format!("cnitool-{}", util::hex(&digest[..10]))
 }
 
+/// CNI_ARGS as cnitool reads them from its environment: `K=V` pairs separated by `;`, each
+/// with exactly one `=` and both sides non-empty.
+pub fn parse_cnitool_args(args: &str) -> Result<Vec<(String, String)>, Error> {
+    if args.is_empty() {
+        return Ok(Vec::new());
+    }
+    args.split(';')
+        .map(|pair| {
+            let kv: Vec<&str> = pair.split('=').collect();
+            match kv.as_slice() {
+                [k, v] if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(Error::Config(format!("invalid CNI_ARGS pair {pair:?}"))),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_cni_args_strictly_like_cnitool() {
+        assert_eq!(parse_cnitool_args("").unwrap(), vec![]);
+        assert_eq!(
+            parse_cnitool_args("IgnoreUnknown=1;K8S_POD_NAME=web").unwrap(),
+            vec![
+                ("IgnoreUnknown".to_string(), "1".to_string()),
+                ("K8S_POD_NAME".to_string(), "web".to_string())
+            ]
+        );
+        for bad in ["A", "A=", "=1", "A=1=2", "A=1;", "A=1;;B=2"] {
+            assert!(parse_cnitool_args(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn cnitool_container_id_matches_cnitool() {

@@ -7,7 +7,7 @@ use libcni::{CniConfig, NetworkConfigList};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::bins::{bin_dir, reference_dir};
+use crate::bins::{bin_dir, plugin_bin, reference_bin, reference_dir};
 use crate::netns::TestNetns;
 use crate::plugin::PluginCall;
 
@@ -92,6 +92,24 @@ impl Sandbox {
     /// [`Self::cni_config`] with the reference Go plugins.
     pub fn reference(&self) -> CniConfig {
         self.cni_config(vec![reference_dir()])
+    }
+
+    /// A plugin directory made for this test: symlinks to our binaries `ours` and to the
+    /// reference binaries `reference` (e.g. the reference `bridge` with our `host-local`).
+    /// Each call makes a new directory under the sandbox's.
+    pub fn plugin_dir(&self, ours: &[&str], reference: &[&str]) -> PathBuf {
+        let dir = tempfile::Builder::new()
+            .prefix("bin-")
+            .tempdir_in(self.dir.path())
+            .unwrap()
+            .keep();
+        for name in ours {
+            std::os::unix::fs::symlink(plugin_bin(name), dir.join(name)).unwrap();
+        }
+        for name in reference {
+            std::os::unix::fs::symlink(reference_bin(name), dir.join(name)).unwrap();
+        }
+        dir
     }
 
     /// A call of one plugin binary inside the sandbox host.
