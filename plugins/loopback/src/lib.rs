@@ -54,13 +54,13 @@ impl Plugin for Loopback {
         let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
         let lo = find_lo(&mut nl)?;
         if !lo.is_loopback() {
-            return Err(Error::internal(format!(
+            return Err(Error::check_failed(format!(
                 "interface {LO} in {} is not a loopback interface",
                 req.netns()
             )));
         }
         if !lo.is_up() {
-            return Err(Error::internal("loopback interface is down"));
+            return Err(Error::check_failed("loopback interface is down"));
         }
         Ok(())
     }
