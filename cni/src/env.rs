@@ -118,6 +118,18 @@ impl CmdArgs {
             Some(c) => Command::parse(c)
                 .ok_or_else(|| Error::invalid_env(format!("unknown CNI_COMMAND: {c}")))?,
         };
+        if command == Command::Version {
+            // libcni sets CNI_NETNS, CNI_IFNAME and CNI_PATH to "dummy" for VERSION: only
+            // CNI_COMMAND counts.
+            return Ok(CmdArgs {
+                command,
+                container_id: String::new(),
+                netns: String::new(),
+                ifname: String::new(),
+                args: String::new(),
+                path: String::new(),
+            });
+        }
         let absent: Vec<&str> = command
             .required_vars()
             .iter()
@@ -222,6 +234,18 @@ mod tests {
             err.msg,
             "required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing"
         );
+    }
+
+    #[test]
+    fn version_ignores_libcni_dummy_values() {
+        let args = CmdArgs::from_env(&env(&[
+            ("CNI_COMMAND", "VERSION"),
+            ("CNI_NETNS", "dummy"),
+            ("CNI_IFNAME", "dummy"),
+            ("CNI_PATH", "dummy"),
+        ]))
+        .unwrap();
+        assert_eq!(args.command, Command::Version);
     }
 
     #[test]
