@@ -93,16 +93,16 @@ pub struct IpamLease<'a> {
 }
 
 impl<'a> IpamLease<'a> {
-    /// Runs the delegate's ADD; the returned lease owns the allocation.
+    /// Runs the delegate's ADD; the returned lease owns the allocation. A delegate ADD that
+    /// fails is not followed by a DEL (as in the Go plugins): the DEL would also release what
+    /// the same attachment already held, e.g. when the failure was a duplicate ADD.
     pub fn acquire(plugin: &str, req: &'a Request) -> Result<(IpamLease<'a>, CniResult), Error> {
+        let result = add(plugin, req)?;
         let lease = IpamLease {
             plugin: plugin.to_string(),
             req,
             kept: false,
         };
-        // On failure the lease drops here and runs DEL: a failed delegate ADD may still have
-        // allocated, and the spec asks the caller to release it.
-        let result = add(plugin, req)?;
         Ok((lease, result))
     }
 
