@@ -47,6 +47,18 @@ impl RawOutcome {
         self.json.clone().unwrap_or(Value::Null)
     }
 
+    /// Panics unless the run succeeded with nothing on stdout, as DEL, CHECK, STATUS and GC
+    /// must answer.
+    #[track_caller]
+    pub fn assert_ok_empty(&self) {
+        assert!(self.success(), "plugin failed:\n{}", self.describe());
+        assert!(
+            self.stdout.trim().is_empty(),
+            "unexpected output:\n{}",
+            self.describe()
+        );
+    }
+
     /// Panics unless the run failed with a CNI error object of `code` on stdout; returns it.
     #[track_caller]
     pub fn assert_error(&self, code: u64) -> Value {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cni_tests::{PluginCall, RawOutcome, Sandbox, TestNetns, plugin_bin};
+use cni_tests::{PluginCall, Sandbox, TestNetns, plugin_bin};
 use serde_json::{Value, json};
 
 const VERSIONS: [&str; 4] = ["0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -425,17 +425,5 @@ fn unknown_cni_args_need_ignore_unknown() {
             .cni_args("IgnoreUnknown=1;FOO=bar;K8S_POD_NAME=web")
             .run()
             .assert_ok();
-    }
-}
-
-/// Success with nothing on stdout, as DEL, CHECK, STATUS and GC must answer.
-trait AssertEmpty {
-    fn assert_ok_empty(&self);
-}
-
-impl AssertEmpty for RawOutcome {
-    fn assert_ok_empty(&self) {
-        assert!(self.success(), "{}", self.describe());
-        assert!(self.stdout.trim().is_empty(), "{}", self.describe());
     }
 }
