@@ -80,10 +80,24 @@ pub fn run(name: &'static str, plugin: &impl Plugin) -> ! {
     std::process::exit(if outcome.success { 0 } else { 1 })
 }
 
-/// One invocation, without touching the process environment or stdout.
+/// One invocation, without touching the process environment or stdout. A panic anywhere
+/// below still ends as an error object (code 999), never as a bare crash.
 pub fn dispatch(plugin: &impl Plugin, env: &Env, stdin: &mut impl Read) -> Outcome {
     let mut version_hint = Version::LATEST;
-    match dispatch_inner(plugin, env, stdin, &mut version_hint) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dispatch_inner(plugin, env, stdin, &mut version_hint)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::internal(format!(
+            "internal error (please report): {what}"
+        )))
+    });
+    match outcome {
         Ok(stdout) => Outcome {
             stdout,
             success: true,
@@ -276,6 +290,31 @@ mod tests {
         check[0] = ("CNI_COMMAND", "GC");
         let o = call(&check, r#"{"cniVersion":"1.0.0","name":"n"}"#);
         assert_eq!(error_code(&o), code::INCOMPATIBLE_VERSION as u64);
+    }
+
+    struct Panics;
+    impl Plugin for Panics {
+        fn add(&self, _req: &Request) -> Result<CniResult, Error> {
+            panic!("boom")
+        }
+        fn del(&self, _req: &Request) -> Result<(), Error> {
+            Ok(())
+        }
+        fn check(&self, _req: &Request) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_object() {
+        let env = Env::from_pairs(ADD.iter().copied());
+        let o = dispatch(
+            &Panics,
+            &env,
+            &mut &br#"{"cniVersion":"1.0.0","name":"n"}"#[..],
+        );
+        assert_eq!(error_code(&o), code::INTERNAL as u64);
+        assert!(o.stdout.contains("boom"), "{}", o.stdout);
     }
 
     #[test]

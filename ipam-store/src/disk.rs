@@ -12,12 +12,14 @@
 //! steps); the stamp of those files is kept in `.stamp`.
 
 use std::collections::HashMap;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use crate::error::{Result, StoreError};
 use crate::safe_path::ensure_trusted;
@@ -152,12 +154,20 @@ impl Store {
         })
     }
 
-    /// Takes the network's exclusive lock (the same flock the reference takes) and brings the
-    /// index up to date.
+    /// Takes the network's exclusive lock (the same flock the reference takes), waiting at
+    /// most [`LOCK_TIMEOUT`], and brings the index up to date.
     pub fn lock(&self) -> Result<Locked<'_>> {
-        self.lock_file
-            .lock()
-            .map_err(|e| StoreError::io("lock", self.net_dir.join(LOCK_FILE), e))?;
+        self.lock_within(LOCK_TIMEOUT)
+    }
+
+    /// [`Store::lock`] with a chosen wait.
+    pub fn lock_within(&self, timeout: Duration) -> Result<Locked<'_>> {
+        let lock_path = self.net_dir.join(LOCK_FILE);
+        match self.lock_file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => wait_for_lock(&self.lock_file, &lock_path, timeout)?,
+            Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", lock_path, e)),
+        }
         let locked = Locked { store: self };
         locked.refresh_index()?;
         Ok(locked)
@@ -165,6 +175,30 @@ impl Store {
 
     pub fn net_dir(&self) -> &Path {
         &self.net_dir
+    }
+}
+
+/// How long an operation waits for another one holding the store's lock.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Blocks in flock on a second descriptor of the same open file (the lock belongs to the open
+/// file, so it is ours when that returns) on a helper thread, so the wait can time out. On a
+/// timeout the helper is left blocked: plugins exit right after, which ends it.
+fn wait_for_lock(file: &File, path: &Path, timeout: Duration) -> Result<()> {
+    let dup = file
+        .try_clone()
+        .map_err(|e| StoreError::io("lock", path, e))?;
+    let (done, wait) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(dup.lock());
+    });
+    match wait.recv_timeout(timeout) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StoreError::io("lock", path, e)),
+        Err(_) => Err(StoreError::LockTimeout {
+            path: path.to_path_buf(),
+            seconds: timeout.as_secs(),
+        }),
     }
 }
 
@@ -624,6 +658,22 @@ mod tests {
         assert!(locked.owned_by(&a).unwrap().is_empty());
         locked.release(&a).unwrap();
         assert!(dir.path().join("net1/10.0.0.2").exists());
+    }
+
+    #[test]
+    fn a_lock_held_elsewhere_times_out_and_a_released_one_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let holder = Store::open(dir.path(), "net1").unwrap();
+        let waiter = Store::open(dir.path(), "net1").unwrap();
+        let held = holder.lock().unwrap();
+        let err = waiter.lock_within(Duration::from_millis(50)).err().unwrap();
+        assert!(matches!(err, StoreError::LockTimeout { .. }), "{err}");
+        // The timed-out waiter's helper still waits; once the holder lets go it takes the lock
+        // and, its store being gone, releases it on exit.
+        drop(waiter);
+        drop(held);
+        let again = Store::open(dir.path(), "net1").unwrap();
+        again.lock_within(Duration::from_secs(5)).unwrap();
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub enum StoreError {
         path: PathBuf,
         source: io::Error,
     },
+    /// Another process held the store's lock for longer than we wait.
+    #[error("the store {} stayed locked for {seconds}s; try again later", path.display())]
+    LockTimeout { path: PathBuf, seconds: u64 },
     /// The data directory could be redirected or tampered with by another user.
     #[error("unsafe dataDir: {0}")]
     UnsafePath(String),

@@ -197,6 +197,7 @@ fn store_error(e: StoreError) -> Error {
     use cni::error::code;
     let code = match &e {
         StoreError::Io { .. } => code::IO_FAILURE,
+        StoreError::LockTimeout { .. } => code::TRY_AGAIN_LATER,
         StoreError::UnsafePath(_) => code::INVALID_NETWORK_CONFIG,
         StoreError::Unavailable { .. } => code::ADDRESS_UNAVAILABLE,
         StoreError::Exhausted { .. } => code::RANGE_EXHAUSTED,
