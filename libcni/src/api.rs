@@ -169,24 +169,10 @@ impl CniConfig {
         let mut last = CniResult::default();
         for plugin in &list.plugins {
             let wrap = |e: Error| plugin_failed(plugin, "add", e);
-            let path = self.find_plugin(plugin_type(plugin)).map_err(wrap)?;
-            let request = build_request(
-                &list.name,
-                list.cni_version,
-                plugin,
-                prev.as_ref(),
-                Some(rt),
-            )
-            .map_err(wrap)?;
-            let inv = rt.invocation(Command::Add, self.cni_path());
-            let (_, result) = exec::exec_plugin_with_result(
-                &path,
-                &request,
-                &inv,
-                self.netns(),
-                list.cni_version,
-            )
-            .map_err(wrap)?;
+            let stdout = self
+                .run_plugin(list, plugin, Command::Add, prev.as_ref(), rt)
+                .map_err(wrap)?;
+            let (_, result) = exec::parse_result(&stdout, list.cni_version).map_err(wrap)?;
             prev = Some(
                 result
                     .to_value(list.cni_version)
@@ -241,22 +227,27 @@ impl CniConfig {
             None
         };
         for plugin in list.plugins.iter().rev() {
-            let wrap = |e: Error| plugin_failed(plugin, "delete", e);
-            let path = self.find_plugin(plugin_type(plugin)).map_err(wrap)?;
-            let request = build_request(
-                &list.name,
-                list.cni_version,
-                plugin,
-                prev.as_ref(),
-                Some(rt),
-            )
-            .map_err(wrap)?;
-            let inv = rt.invocation(Command::Del, self.cni_path());
-            exec::exec_plugin(&path, &request, &inv, self.netns()).map_err(wrap)?;
+            self.run_plugin(list, plugin, Command::Del, prev.as_ref(), rt)
+                .map_err(|e| plugin_failed(plugin, "delete", e))?;
         }
         // No cache path (an empty container ID or interface) means nothing was cached.
         let _ = cache.remove(&list.name, &rt.container_id, &rt.ifname);
         Ok(())
+    }
+
+    /// Runs one plugin of `list` for `rt` with `command` and `prevResult`; returns its stdout.
+    fn run_plugin(
+        &self,
+        list: &NetworkConfigList,
+        plugin: &Value,
+        command: Command,
+        prev: Option<&Value>,
+        rt: &RuntimeConf,
+    ) -> Result<Vec<u8>, Error> {
+        let path = self.find_plugin(plugin_type(plugin))?;
+        let request = build_request(&list.name, list.cni_version, plugin, prev, Some(rt))?;
+        let inv = rt.invocation(command, self.cni_path());
+        exec::exec_plugin(&path, &request, &inv, self.netns())
     }
 
     /// CHECK: every plugin in order with the cached ADD result as `prevResult` (absent when
@@ -284,18 +275,8 @@ impl CniConfig {
             ))
         })?;
         for plugin in &list.plugins {
-            let wrap = |e: Error| plugin_failed(plugin, "check", e);
-            let path = self.find_plugin(plugin_type(plugin)).map_err(wrap)?;
-            let request = build_request(
-                &list.name,
-                list.cni_version,
-                plugin,
-                prev.as_ref(),
-                Some(rt),
-            )
-            .map_err(wrap)?;
-            let inv = rt.invocation(Command::Check, self.cni_path());
-            exec::exec_plugin(&path, &request, &inv, self.netns()).map_err(wrap)?;
+            self.run_plugin(list, plugin, Command::Check, prev.as_ref(), rt)
+                .map_err(|e| plugin_failed(plugin, "check", e))?;
         }
         Ok(())
     }

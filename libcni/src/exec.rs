@@ -248,21 +248,8 @@ fn describe_status(status: ExitStatus) -> String {
     }
 }
 
-/// Runs an ADD and reads its result (`ExecPluginWithResult`). A result without `cniVersion`
-/// is read as `conf_version` (libcni's `fixupResultVersion`). Returns the result's version and
-/// the result.
-pub fn exec_plugin_with_result(
-    plugin: &Path,
-    netconf: &[u8],
-    inv: &Invocation,
-    netns: Option<&Path>,
-    conf_version: Version,
-) -> Result<(Version, CniResult), Error> {
-    let stdout = exec_plugin(plugin, netconf, inv, netns)?;
-    parse_result(&stdout, conf_version)
-}
-
-/// Reads a result printed by a plugin; see [`exec_plugin_with_result`].
+/// Reads an ADD result printed by a plugin. A result without `cniVersion` is read as
+/// `conf_version` (libcni's `fixupResultVersion`). Returns the result's version and the result.
 pub fn parse_result(stdout: &[u8], conf_version: Version) -> Result<(Version, CniResult), Error> {
     let value: Value = serde_json::from_slice(stdout).map_err(|e| {
         Error::Cni(cni::Error::decoding(format!(
