@@ -6,9 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-ensure_root
-ensure_debian_packages
-ensure_cargo
+prepare_machine
 
 cargo build --release --quiet -p host-local -p loopback
 OURS=$PWD/target/release

@@ -35,3 +35,10 @@ ensure_root() {
         exit 1
     fi
 }
+
+# Everything a script of this repository needs before it starts.
+prepare_machine() {
+    ensure_root
+    ensure_debian_packages "$@"
+    ensure_cargo
+}

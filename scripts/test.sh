@@ -4,9 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-ensure_root
-ensure_debian_packages
-ensure_cargo
+prepare_machine
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
