@@ -40,6 +40,7 @@ options:
                        private tmpfs mounted there, which takes the disk's latency out
       --ours DIR       our plugin binaries (default: the directory of cni-bench itself)
       --reference DIR  the reference plugins (default /usr/lib/cni)
+      --label TEXT     what ours is (e.g. a commit), shown in the header and the JSON
       --json           print the results as JSON instead of a table
       --list           list the rows and exit
   -h, --help           this help
@@ -52,6 +53,7 @@ struct Options {
     filters: Vec<String>,
     allocations: usize,
     store: StoreFs,
+    label: Option<String>,
     ours: Option<PathBuf>,
     reference: PathBuf,
     json: bool,
@@ -66,6 +68,7 @@ impl Options {
             filters: Vec::new(),
             allocations: 1000,
             store: StoreFs::Disk,
+            label: None,
             ours: None,
             reference: PathBuf::from("/usr/lib/cni"),
             json: false,
@@ -103,6 +106,7 @@ impl Options {
                         Error::msg(format!("--store: expected disk or tmpfs, not {v:?}"))
                     })?;
                 }
+                "--label" => opts.label = Some(value()?),
                 "--ours" => opts.ours = Some(PathBuf::from(value()?)),
                 "--reference" => opts.reference = PathBuf::from(value()?),
                 "--json" => opts.json = true,
@@ -254,6 +258,7 @@ fn run() -> Result<()> {
     report.allocations = opts.allocations;
     report.store = opts.store;
     report.ours_dir = path_str(&ours_dir);
+    report.label = opts.label.clone();
     report.reference_dir = path_str(&opts.reference);
     report.skipped = skipped;
     if opts.json {

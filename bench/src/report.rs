@@ -22,6 +22,8 @@ pub struct Report {
     pub allocations: usize,
     /// Where the stores were.
     pub store: StoreFs,
+    /// What "ours" is, when told (`--label`).
+    pub label: Option<String>,
     pub ours_dir: String,
     pub reference_dir: String,
     pub lines: Vec<Line>,
@@ -117,6 +119,7 @@ impl Report {
             warmup: 0,
             allocations: 0,
             store: StoreFs::Disk,
+            label: None,
             ours_dir: String::new(),
             reference_dir: String::new(),
             lines,
@@ -134,8 +137,14 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "ours: {}   reference: {}",
-            self.ours_dir, self.reference_dir
+            "ours: {}{}   reference: {}",
+            self.label.as_deref().unwrap_or_default(),
+            if self.label.is_some() {
+                String::new()
+            } else {
+                self.ours_dir.clone()
+            },
+            self.reference_dir
         );
         let _ = writeln!(
             s,
