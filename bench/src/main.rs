@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use error::{Context, Error, Result};
 use report::{Report, Skipped};
 use rows::Row;
-use runner::{RunParams, run_row};
+use runner::{RunParams, groups, run_group};
 use sandbox::{Sandbox, StoreFs};
 use side::{Impl, Side, path_str};
 
@@ -247,8 +247,8 @@ fn run() -> Result<()> {
         warmup: opts.warmup,
     };
     let mut results = Vec::new();
-    for row in runnable {
-        results.push(run_row(row, &sandbox, &sides, params)?);
+    for group in groups(&runnable) {
+        results.extend(run_group(&group, &sandbox, &sides, params)?);
     }
     drop(sandbox);
 

@@ -47,6 +47,8 @@ pub struct Line {
     pub reference: Option<Summary>,
     /// median(reference) / median(ours): how many times faster we are.
     pub ratio: Option<f64>,
+    /// Every measured sample in ms, in the order taken: [ours, reference].
+    pub samples_ms: [Vec<f64>; 2],
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +88,10 @@ impl Report {
                         ours,
                         reference,
                         ratio,
+                        samples_ms: op
+                            .samples
+                            .clone()
+                            .map(|s| s.iter().map(|d| d.as_secs_f64() * 1e3).collect()),
                     }
                 })
             })

@@ -1,10 +1,15 @@
-//! Runs one row: set up both implementations, then iterate, interleaving them, and collect
-//! the samples after the warm-up.
+//! Runs rows: set up every implementation of every row of a group, then iterate, interleaving
+//! all of them, and collect the samples after the warm-up.
+//!
+//! A group is usually one row (ours and the reference interleaved). Rows that a derived line
+//! compares (host-local with an empty and a full store) form one group, so that whatever
+//! drifts during a run (the disk's latency, the machine's other work) weighs on both rows
+//! alike instead of on whichever ran second.
 
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::rows::{Instance, Row, order};
+use crate::rows::{Instance, Row};
 use crate::sandbox::Sandbox;
 use crate::side::Side;
 use crate::signals;
@@ -28,91 +33,163 @@ pub struct RunParams {
     pub warmup: usize,
 }
 
-pub fn run_row(
-    row: &dyn Row,
+/// One implementation of one row, set up.
+struct Slot {
+    row: usize,
+    side: usize,
+    instance: Box<dyn Instance>,
+}
+
+/// Splits rows (in table order) into groups: consecutive rows with the same
+/// [`Row::group`] run together; a row without one runs alone.
+pub fn groups<'a>(rows: &[&'a dyn Row]) -> Vec<Vec<&'a dyn Row>> {
+    let mut out: Vec<Vec<&dyn Row>> = Vec::new();
+    for &row in rows {
+        match (out.last_mut(), row.group()) {
+            (Some(last), Some(g)) if last.first().and_then(|r| r.group()) == Some(g) => {
+                last.push(row)
+            }
+            _ => out.push(vec![row]),
+        }
+    }
+    out
+}
+
+pub fn run_group(
+    rows: &[&dyn Row],
     sandbox: &Sandbox,
     sides: &[Side; 2],
     params: RunParams,
-) -> Result<RowResult> {
-    let name = row.name();
+) -> Result<Vec<RowResult>> {
+    let name = rows
+        .iter()
+        .map(|r| r.name())
+        .collect::<Vec<_>>()
+        .join(" | ");
     let started = Instant::now();
     eprintln!("[{name}] setting up");
-    let mut instances: Vec<Box<dyn Instance>> = Vec::with_capacity(2);
-    for side in sides {
-        instances.push(
-            row.setup(sandbox, side)
-                .map_err(|e| e.context(format!("[{name}] setup of {}", side.label())))?,
-        );
+    let mut slots = Vec::with_capacity(rows.len() * 2);
+    for (r, row) in rows.iter().enumerate() {
+        for (s, side) in sides.iter().enumerate() {
+            let instance = row
+                .setup(sandbox, side)
+                .map_err(|e| e.context(format!("[{}] setup of {}", row.name(), side.label())))?;
+            slots.push(Slot {
+                row: r,
+                side: s,
+                instance,
+            });
+        }
     }
-
     // The setup's writes (e.g. 1,000 allocations) go to disk now, not during the timing.
     sandbox.sync()?;
 
-    let ops = row.ops();
-    let mut result = RowResult {
-        name: name.clone(),
-        ops: ops
-            .iter()
-            .map(|&op| OpSamples {
-                op,
-                samples: [
-                    Vec::with_capacity(params.iterations),
-                    Vec::with_capacity(params.iterations),
-                ],
-            })
-            .collect(),
-    };
+    let mut results: Vec<RowResult> = rows
+        .iter()
+        .map(|row| RowResult {
+            name: row.name(),
+            ops: row
+                .ops()
+                .into_iter()
+                .map(|op| OpSamples {
+                    op,
+                    samples: [
+                        Vec::with_capacity(params.iterations),
+                        Vec::with_capacity(params.iterations),
+                    ],
+                })
+                .collect(),
+        })
+        .collect();
     eprintln!(
         "[{name}] measuring {} iterations (+{} warm-up)",
         params.iterations, params.warmup
     );
-    let measured = measure(&mut instances, sandbox, sides, params, &mut result);
-    // Tear down both even when measuring failed; report the first error.
+    let measured = measure(&mut slots, sandbox, sides, params, &mut results);
+    // Tear everything down even when measuring failed; report the first error.
     let mut teardown = Ok(());
-    for (instance, side) in instances.iter_mut().zip(sides) {
-        if let Err(e) = instance.teardown(sandbox)
+    for slot in &mut slots {
+        if let Err(e) = slot.instance.teardown(sandbox)
             && teardown.is_ok()
         {
-            teardown = Err(e.context(format!("[{name}] teardown of {}", side.label())));
+            let (row, side) = (rows.get(slot.row), sides.get(slot.side));
+            teardown = Err(e.context(format!(
+                "[{}] teardown of {}",
+                row.map(|r| r.name()).unwrap_or_default(),
+                side.map(|s| s.label()).unwrap_or_default()
+            )));
         }
     }
-    drop(instances);
+    drop(slots);
     measured.map_err(|e| e.context(format!("[{name}]")))?;
     teardown?;
     eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(result)
+    Ok(results)
+}
+
+/// The order of the slots in iteration `i`: rotated by one each iteration, so that each
+/// slot takes every position (and follows every other slot) equally often; with two slots,
+/// ours first in even iterations, the reference first in odd ones.
+pub fn order(n: usize, i: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |k| (k + i) % n)
 }
 
 fn measure(
-    instances: &mut [Box<dyn Instance>],
+    slots: &mut [Slot],
     sandbox: &Sandbox,
     sides: &[Side; 2],
     params: RunParams,
-    result: &mut RowResult,
+    results: &mut [RowResult],
 ) -> Result<()> {
+    let n = slots.len();
     for i in 0..params.warmup + params.iterations {
-        for k in order(i) {
+        for k in order(n, i) {
             signals::check()?;
-            let (Some(instance), Some(side)) = (instances.get_mut(k), sides.get(k)) else {
+            let Some(slot) = slots.get_mut(k) else {
                 continue;
             };
-            let durations = instance
+            let label = sides.get(slot.side).map(|s| s.label()).unwrap_or_default();
+            let durations = slot
+                .instance
                 .iterate(sandbox, i)
-                .map_err(|e| e.context(format!("{} iteration {i}", side.label())))?;
+                .map_err(|e| e.context(format!("{label} iteration {i}")))?;
+            let Some(result) = results.get_mut(slot.row) else {
+                continue;
+            };
             if durations.len() != result.ops.len() {
                 return Err(Error::msg(format!(
-                    "{} iteration returned {} durations for {} operations",
-                    side.label(),
+                    "{} {label}: an iteration returned {} durations for {} operations",
+                    result.name,
                     durations.len(),
                     result.ops.len()
                 )));
             }
             if i >= params.warmup {
                 for (op, d) in result.ops.iter_mut().zip(durations) {
-                    op.samples[k].push(d);
+                    if let Some(samples) = op.samples.get_mut(slot.side) {
+                        samples.push(d);
+                    }
                 }
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_rotates() {
+        assert_eq!(order(2, 0).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(order(2, 1).collect::<Vec<_>>(), [1, 0]);
+        assert_eq!(order(4, 1).collect::<Vec<_>>(), [1, 2, 3, 0]);
+        // Over n iterations every slot is in every position once.
+        for pos in 0..4 {
+            let mut seen: Vec<usize> = (0..4).filter_map(|i| order(4, i).nth(pos)).collect();
+            seen.sort();
+            assert_eq!(seen, [0, 1, 2, 3]);
+        }
+    }
 }

@@ -52,6 +52,11 @@ impl Row for HostLocal {
         vec!["ADD", "DEL", "ADD+DEL"]
     }
 
+    /// The empty and the full store are measured together: the growth line compares them.
+    fn group(&self) -> Option<&'static str> {
+        Some("host-local")
+    }
+
     fn setup(&self, sandbox: &Sandbox, side: &Side) -> Result<Box<dyn Instance>> {
         let data_dir =
             sandbox.data_dir(&format!("host-local-{}-{}", self.allocations, side.label()))?;

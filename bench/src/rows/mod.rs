@@ -3,9 +3,10 @@
 //! A row is a name, the plugin binaries it needs, the operations it measures, and a `setup`
 //! that builds one [`Instance`] per implementation (its own store, namespaces, configs). The
 //! runner then calls each instance's [`Instance::iterate`] once per iteration, interleaving
-//! ours and the reference, and finally [`Instance::teardown`]; whatever an instance owns
-//! (namespaces, files) is removed when it drops. To add a row: write a `Row` in a new module
-//! and list it in [`all`].
+//! ours and the reference (and the other rows of its [`Row::group`]), and finally
+//! [`Instance::teardown`]; whatever an instance owns (namespaces, files) is removed when it
+//! drops. To add a row: write a `Row` in a new module and list it in [`all`]. A chain of
+//! plugins is run with [`crate::chain::Chain`] (see the loopback row).
 
 mod floor;
 mod host_local;
@@ -38,6 +39,12 @@ pub trait Row {
 
     /// Names of the measured operations, in the order `Instance::iterate` returns them.
     fn ops(&self) -> Vec<&'static str>;
+
+    /// Rows of the same group (consecutive in [`all`]) are set up together and measured
+    /// interleaved, iteration by iteration; `None`: measured alone.
+    fn group(&self) -> Option<&'static str> {
+        None
+    }
 
     /// Everything one implementation needs before the first measured call.
     fn setup(&self, sandbox: &Sandbox, side: &Side) -> Result<Box<dyn Instance>>;
@@ -94,13 +101,6 @@ pub fn all(params: Params) -> (Vec<Box<dyn Row>>, Vec<Derived>) {
         Box::new(Loopback),
     ];
     (rows, derived)
-}
-
-/// Iterations warmed up or measured, for ordering the two implementations: even iterations
-/// run ours first, odd ones the reference first, so neither always benefits from the other's
-/// warm caches.
-pub fn order(i: usize) -> [usize; 2] {
-    if i.is_multiple_of(2) { [0, 1] } else { [1, 0] }
 }
 
 /// A container ID shaped like a real one (64 hex digits), distinct for each (`domain`, `n`).
