@@ -208,14 +208,13 @@ impl Report {
             for d in &self.derived {
                 let _ = writeln!(
                     s,
-                    "{:<width$}  {:<8} {:>5}  {:>9} {:>9}  {:>9} {:>9}",
+                    "{:<width$}  {:<8} {:>5}  {:>9} {:>9}  {:>9}",
                     d.name,
                     d.op,
                     "",
                     times(d.ours),
                     "",
                     times(d.reference),
-                    "",
                 );
             }
             let _ = writeln!(
