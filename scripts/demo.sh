@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 prepare_machine
 
-cargo build --release --quiet -p host-local -p loopback
-OURS=$PWD/target/release
+build_release -p host-local -p loopback
+OURS=$RELEASE_DIR
 REF=/usr/lib/cni
 WORK=$(mktemp -d /tmp/cni-demo.XXXXXX)
 HOST=cnidemo-host-$$

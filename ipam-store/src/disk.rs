@@ -231,7 +231,7 @@ impl Locked<'_> {
                 self.store.net_dir.display()
             );
             self.rebuild_index()?;
-            write_atomic(&self.store.index_dir, STAMP_FILE, seen.as_bytes())?;
+            write_in_place(&self.store.index_dir.join(STAMP_FILE), seen.as_bytes())?;
         }
         Ok(())
     }
@@ -381,10 +381,10 @@ impl Locked<'_> {
         }
         for (set, ip) in picks {
             let path = self.net_path(&format!("{LAST_RESERVED_PREFIX}{set}"));
-            fs::write(&path, ip.to_string()).map_err(|e| StoreError::io("write", path, e))?;
+            write_in_place(&path, ip.to_string().as_bytes())?;
         }
         let seen = self.observe_last_reserved()?;
-        write_atomic(&self.store.index_dir, STAMP_FILE, seen.as_bytes())
+        write_in_place(&self.store.index_dir.join(STAMP_FILE), seen.as_bytes())
     }
 
     /// Releases every address `key` holds; returns them. Missing files are not an error.
@@ -519,6 +519,25 @@ fn tmp_name() -> String {
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Overwrites `path` with `bytes` in place: the file keeps its inode and data block, so no
+/// block is freed and allocated again (on a file system mounted with `discard` a freed block
+/// waits for a TRIM). Used for the cursor and the stamp, which a torn write only makes
+/// mismatch: the cursor then restarts at the range start, the stamp triggers a rebuild.
+fn write_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .and_then(|f| {
+            f.set_len(bytes.len() as u64)?;
+            f.write_all_at(bytes, 0)
+        })
+        .map_err(|e| StoreError::io("write", path, e))
 }
 
 /// Replaces `dir/name` with `bytes` in one step (write a temporary file, rename it).
