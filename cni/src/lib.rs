@@ -11,6 +11,7 @@ pub mod error;
 pub mod logger;
 pub mod result;
 pub mod skel;
+pub mod undo;
 pub mod version;
 
 pub use args::CniArgs;
@@ -19,4 +20,5 @@ pub use env::{CmdArgs, Command, Env};
 pub use error::{Error, ResultExt};
 pub use result::{CniResult, Dns, Interface, IpConfig, Route};
 pub use skel::{Plugin, Request};
+pub use undo::Undo;
 pub use version::Version;

@@ -1,0 +1,166 @@
+//! What a plugin must remember about an attachment between ADD and DEL, so DEL and GC can
+//! clean up with nothing but the container ID and interface name (the runtime may send DEL
+//! without `prevResult`, without runtime config, or with the netns gone).
+//!
+//! One JSON file per attachment, `<dir>/<network>/<containerID>@<ifname>`, written whole
+//! (temporary file, then rename). The runtime never runs two operations on one attachment at
+//! once, so no lock is needed; reading one attachment costs one open, whatever the count.
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {}: {source}", path.display())]
+pub struct StateError {
+    op: &'static str,
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+fn io(op: &'static str, path: &Path, source: std::io::Error) -> StateError {
+    StateError {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The state files of one network of one plugin.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// `<root>/<network>`; created on the first save.
+    pub fn new(root: &Path, network: &str) -> StateDir {
+        StateDir {
+            dir: root.join(network),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<id>@<ifname>`, or a hash of it when too long for a file name.
+    fn file_name(container_id: &str, ifname: &str) -> String {
+        let plain = format!("{container_id}@{ifname}");
+        if plain.len() <= 200 && !plain.starts_with('.') && !plain.contains('/') {
+            plain
+        } else {
+            let digest = Sha256::digest(plain.as_bytes());
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("~{hex}")
+        }
+    }
+
+    fn file(&self, container_id: &str, ifname: &str) -> PathBuf {
+        self.dir.join(Self::file_name(container_id, ifname))
+    }
+
+    /// Writes the attachment's state in one step.
+    pub fn save<T: Serialize>(
+        &self,
+        container_id: &str,
+        ifname: &str,
+        state: &T,
+    ) -> Result<(), StateError> {
+        fs::create_dir_all(&self.dir).map_err(|e| io("create", &self.dir, e))?;
+        let target = self.file(container_id, ifname);
+        let tmp = self.dir.join(format!(".tmp-{}", std::process::id()));
+        let bytes = serde_json::to_vec(state).map_err(|e| io("encode", &target, e.into()))?;
+        let written = fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(&bytes))
+            .and_then(|()| fs::rename(&tmp, &target));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io("write", &target, e));
+        }
+        Ok(())
+    }
+
+    /// The attachment's state; `None` when there is none or it cannot be read (a stale or
+    /// foreign file must not make DEL fail).
+    pub fn load<T: DeserializeOwned>(&self, container_id: &str, ifname: &str) -> Option<T> {
+        let path = self.file(container_id, ifname);
+        let bytes = fs::read(&path).ok()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(state) => Some(state),
+            Err(e) => {
+                log::warn!("ignoring unreadable state {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    /// Forgets the attachment; nothing to forget is fine.
+    pub fn remove(&self, container_id: &str, ifname: &str) -> Result<(), StateError> {
+        let path = self.file(container_id, ifname);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(io("remove", &path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every readable state of the network (for GC: reads the whole directory).
+    pub fn list<T: DeserializeOwned>(&self) -> Result<Vec<T>, StateError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("list", &self.dir, e)),
+        };
+        let mut states = Vec::new();
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                continue;
+            }
+            if let Ok(bytes) = fs::read(entry.path())
+                && let Ok(state) = serde_json::from_slice(&bytes)
+            {
+                states.push(state);
+            }
+        }
+        Ok(states)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct S {
+        ips: Vec<String>,
+    }
+
+    #[test]
+    fn save_load_list_remove() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = StateDir::new(root.path(), "net1");
+        assert_eq!(dir.load::<S>("c1", "eth0"), None);
+        dir.save(
+            "c1",
+            "eth0",
+            &S {
+                ips: vec!["10.0.0.2".into()],
+            },
+        )
+        .unwrap();
+        dir.save("c2", "eth0", &S { ips: vec![] }).unwrap();
+        assert_eq!(dir.load::<S>("c1", "eth0").unwrap().ips, vec!["10.0.0.2"]);
+        assert_eq!(dir.list::<S>().unwrap().len(), 2);
+        dir.remove("c1", "eth0").unwrap();
+        dir.remove("c1", "eth0").unwrap();
+        assert_eq!(dir.load::<S>("c1", "eth0"), None);
+        let long = "x".repeat(300);
+        dir.save(&long, "eth0", &S { ips: vec![] }).unwrap();
+        assert!(dir.load::<S>(&long, "eth0").is_some());
+    }
+}
