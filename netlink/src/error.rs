@@ -49,6 +49,14 @@ pub enum Error {
     #[error("{}netlink protocol: {msg}", prefix(op))]
     Protocol { op: String, msg: String },
 
+    /// Reading or writing a sysctl under /proc/sys/net failed.
+    #[error("{op} sysctl {}: {source}", path.display())]
+    Sysctl {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+
     /// A dump kept being interrupted by concurrent changes.
     #[error(
         "{}netlink dump interrupted {attempts} times by concurrent changes",
@@ -82,18 +90,22 @@ impl Error {
             Error::Kernel { errno, .. } => Some(*errno),
             Error::Socket { source, .. }
             | Error::OpenNetns { source, .. }
-            | Error::EnterNetns { source, .. } => source.raw_os_error(),
+            | Error::EnterNetns { source, .. }
+            | Error::Sysctl { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }
 
-    /// The kernel object does not exist: ENODEV (link), ENOENT, ESRCH (route).
+    /// The kernel object does not exist: ENODEV (link), ENOENT, ESRCH (route), or a
+    /// sysctl the kernel does not have (no such interface, IPv6 disabled).
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            Error::Kernel { errno, .. }
-                if *errno == libc::ENODEV || *errno == libc::ENOENT || *errno == libc::ESRCH
-        )
+        match self {
+            Error::Kernel { errno, .. } => {
+                *errno == libc::ENODEV || *errno == libc::ENOENT || *errno == libc::ESRCH
+            }
+            Error::Sysctl { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
     }
 
     /// The kernel object already exists: EEXIST.

@@ -29,6 +29,22 @@ impl Netlink {
         ns.run(Netlink::host)?
     }
 
+    /// Opens a socket inside `ns` and runs `f` there, in the same thread trip: `f` may do
+    /// anything that must happen inside the namespace (sysctls with `ns = None`), with the
+    /// new socket at hand. Returns the socket, still usable from any thread, and what `f`
+    /// returned. One thread instead of one per step.
+    pub fn in_netns_with<T, F>(ns: &NetNs, f: F) -> Result<(Netlink, T)>
+    where
+        F: FnOnce(&mut Netlink) -> Result<T> + Send,
+        T: Send,
+    {
+        ns.run(|| {
+            let mut nl = Netlink::host()?;
+            let value = f(&mut nl)?;
+            Ok((nl, value))
+        })?
+    }
+
     /// Sends a request and waits for its ACK; returns what the kernel answered before it.
     pub(crate) fn request(
         &mut self,

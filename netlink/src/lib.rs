@@ -7,22 +7,33 @@
 //! [`NetNs::run`], which uses a fresh thread and never switches a reusable one.
 
 mod address;
+mod bridge;
 mod error;
 mod handle;
 mod link;
 mod netns;
 mod route;
 mod socket;
+mod sysctl;
 #[cfg(test)]
 mod testutil;
+mod veth;
 
 pub use ipnetwork::IpNetwork;
 
 pub use address::{Address, IpFamily, SCOPE_HOST, SCOPE_LINK, SCOPE_UNIVERSE};
+pub use bridge::{
+    BridgeOptions, BridgePortInfo, BridgePortOptions, BridgeVlan, BridgeVlanFlags, MAX_VLAN_ID,
+};
 pub use error::{Error, Result};
 pub use handle::Netlink;
-pub use link::{IFF_LOOPBACK, IFF_UP, Link, LinkId, MAX_IFNAME_LEN, MacAddr};
+pub use link::{
+    IFF_LOOPBACK, IFF_PROMISC, IFF_UP, IpvlanMode, Link, LinkId, MAX_IFNAME_LEN, MacAddr,
+    MacvlanMode, OperState,
+};
 pub use netns::NetNs;
 pub use route::{
     PROTO_BOOT, PROTO_KERNEL, Route, RouteFilter, TABLE_LOCAL, TABLE_MAIN, TYPE_UNICAST,
 };
+pub use sysctl::{get_sysctl, set_sysctl, set_sysctls, sysctl_path};
+pub use veth::VethOptions;

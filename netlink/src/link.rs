@@ -1,4 +1,5 @@
-//! Links: looking them up, listing, bringing them up and down, deleting.
+//! Links: looking them up, listing, bringing them up and down, deleting, and changing
+//! their generic attributes (master, MTU, MAC, promiscuity, name, namespace).
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,11 +7,15 @@ use std::str::FromStr;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridge, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData, LinkAttribute,
+    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, State,
 };
+use std::os::fd::{AsFd, AsRawFd};
 
+use crate::bridge::BridgePortInfo;
 use crate::error::{Error, Result};
 use crate::handle::Netlink;
+use crate::netns::NetNs;
 
 /// The longest interface name the kernel takes (IFNAMSIZ - 1).
 pub const MAX_IFNAME_LEN: usize = 15;
@@ -19,6 +24,9 @@ pub const MAX_IFNAME_LEN: usize = 15;
 pub const IFF_UP: u32 = libc::IFF_UP as u32;
 /// `IFF_LOOPBACK`.
 pub const IFF_LOOPBACK: u32 = libc::IFF_LOOPBACK as u32;
+/// `IFF_PROMISC`: promiscuous mode as set by the user (`ip link set DEV promisc on`);
+/// the kernel's own promiscuity counter (a bridge port's) does not show here.
+pub const IFF_PROMISC: u32 = libc::IFF_PROMISC as u32;
 
 /// How a link is named in a request: by ifindex or by name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -111,6 +119,197 @@ pub struct Link {
     pub link: Option<u32>,
     /// `IFLA_LINK_NETNSID`: set when `link` lives in another namespace.
     pub link_netnsid: Option<i32>,
+    /// `IFLA_OPERSTATE` (RFC 2863): whether the link can pass packets.
+    pub oper_state: OperState,
+    /// For a bridge: whether VLAN filtering is on.
+    pub vlan_filtering: Option<bool>,
+    /// For a macvlan: its mode.
+    pub macvlan_mode: Option<MacvlanMode>,
+    /// For an ipvlan: its mode.
+    pub ipvlan_mode: Option<IpvlanMode>,
+    /// For a bridge port: its port options (the `IFLA_INFO_SLAVE_DATA` the kernel adds to
+    /// every port's link message).
+    pub bridge_port: Option<BridgePortInfo>,
+}
+
+/// `IFLA_OPERSTATE` values (`IF_OPER_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OperState {
+    #[default]
+    Unknown,
+    NotPresent,
+    Down,
+    LowerLayerDown,
+    Testing,
+    Dormant,
+    Up,
+    Other(u8),
+}
+
+impl From<State> for OperState {
+    fn from(state: State) -> OperState {
+        match state {
+            State::Unknown => OperState::Unknown,
+            State::NotPresent => OperState::NotPresent,
+            State::Down => OperState::Down,
+            State::LowerLayerDown => OperState::LowerLayerDown,
+            State::Testing => OperState::Testing,
+            State::Dormant => OperState::Dormant,
+            State::Up => OperState::Up,
+            State::Other(v) => OperState::Other(v),
+            _ => OperState::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for OperState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OperState::Unknown => f.write_str("UNKNOWN"),
+            OperState::NotPresent => f.write_str("NOTPRESENT"),
+            OperState::Down => f.write_str("DOWN"),
+            OperState::LowerLayerDown => f.write_str("LOWERLAYERDOWN"),
+            OperState::Testing => f.write_str("TESTING"),
+            OperState::Dormant => f.write_str("DORMANT"),
+            OperState::Up => f.write_str("UP"),
+            OperState::Other(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// The mode of a macvlan (`MACVLAN_MODE_*`), as `ip link add ... type macvlan mode M`
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MacvlanMode {
+    Private,
+    Vepa,
+    Bridge,
+    Passthru,
+    Source,
+    Other(u32),
+}
+
+impl MacvlanMode {
+    /// The kernel's `MACVLAN_MODE_*` value.
+    pub fn to_raw(self) -> u32 {
+        match self {
+            MacvlanMode::Private => 1,
+            MacvlanMode::Vepa => 2,
+            MacvlanMode::Bridge => 4,
+            MacvlanMode::Passthru => 8,
+            MacvlanMode::Source => 16,
+            MacvlanMode::Other(v) => v,
+        }
+    }
+
+    pub fn from_raw(raw: u32) -> MacvlanMode {
+        match raw {
+            1 => MacvlanMode::Private,
+            2 => MacvlanMode::Vepa,
+            4 => MacvlanMode::Bridge,
+            8 => MacvlanMode::Passthru,
+            16 => MacvlanMode::Source,
+            v => MacvlanMode::Other(v),
+        }
+    }
+}
+
+impl fmt::Display for MacvlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MacvlanMode::Private => f.write_str("private"),
+            MacvlanMode::Vepa => f.write_str("vepa"),
+            MacvlanMode::Bridge => f.write_str("bridge"),
+            MacvlanMode::Passthru => f.write_str("passthru"),
+            MacvlanMode::Source => f.write_str("source"),
+            MacvlanMode::Other(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl FromStr for MacvlanMode {
+    type Err = Error;
+
+    /// Parses the names `ip` uses: "private", "vepa", "bridge", "passthru", "source".
+    fn from_str(s: &str) -> Result<MacvlanMode> {
+        Ok(match s {
+            "private" => MacvlanMode::Private,
+            "vepa" => MacvlanMode::Vepa,
+            "bridge" => MacvlanMode::Bridge,
+            "passthru" => MacvlanMode::Passthru,
+            "source" => MacvlanMode::Source,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown macvlan mode {s:?}"
+                )));
+            }
+        })
+    }
+}
+
+impl From<netlink_packet_route::link::MacVlanMode> for MacvlanMode {
+    fn from(mode: netlink_packet_route::link::MacVlanMode) -> MacvlanMode {
+        MacvlanMode::from_raw(mode.into())
+    }
+}
+
+/// The mode of an ipvlan (`IPVLAN_MODE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpvlanMode {
+    L2,
+    L3,
+    L3s,
+    Other(u16),
+}
+
+impl IpvlanMode {
+    /// The kernel's `IPVLAN_MODE_*` value.
+    pub fn to_raw(self) -> u16 {
+        match self {
+            IpvlanMode::L2 => 0,
+            IpvlanMode::L3 => 1,
+            IpvlanMode::L3s => 2,
+            IpvlanMode::Other(v) => v,
+        }
+    }
+
+    pub fn from_raw(raw: u16) -> IpvlanMode {
+        match raw {
+            0 => IpvlanMode::L2,
+            1 => IpvlanMode::L3,
+            2 => IpvlanMode::L3s,
+            v => IpvlanMode::Other(v),
+        }
+    }
+}
+
+impl fmt::Display for IpvlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpvlanMode::L2 => f.write_str("l2"),
+            IpvlanMode::L3 => f.write_str("l3"),
+            IpvlanMode::L3s => f.write_str("l3s"),
+            IpvlanMode::Other(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl FromStr for IpvlanMode {
+    type Err = Error;
+
+    /// Parses "l2", "l3", "l3s".
+    fn from_str(s: &str) -> Result<IpvlanMode> {
+        Ok(match s {
+            "l2" => IpvlanMode::L2,
+            "l3" => IpvlanMode::L3,
+            "l3s" => IpvlanMode::L3s,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown ipvlan mode {s:?}"
+                )));
+            }
+        })
+    }
 }
 
 impl Link {
@@ -120,6 +319,27 @@ impl Link {
 
     pub fn is_loopback(&self) -> bool {
         self.flags & IFF_LOOPBACK != 0
+    }
+
+    /// Promiscuous mode as set by the user ([`IFF_PROMISC`]).
+    pub fn is_promisc(&self) -> bool {
+        self.flags & IFF_PROMISC != 0
+    }
+
+    /// Whether the kernel reports the link operationally up (`IFLA_OPERSTATE` UP): for a
+    /// veth, both ends are up; for a bridge, at least one port forwards.
+    pub fn oper_up(&self) -> bool {
+        self.oper_state == OperState::Up
+    }
+
+    /// For a veth: the peer's ifindex, in the namespace `link_netnsid` names (this one
+    /// when `link_netnsid` is `None`).
+    pub fn veth_peer_index(&self) -> Option<u32> {
+        if self.kind.as_deref() == Some("veth") {
+            self.link
+        } else {
+            None
+        }
     }
 
     fn from_message(msg: LinkMessage) -> Link {
@@ -133,6 +353,11 @@ impl Link {
             master: None,
             link: None,
             link_netnsid: None,
+            oper_state: OperState::Unknown,
+            vlan_filtering: None,
+            macvlan_mode: None,
+            ipvlan_mode: None,
+            bridge_port: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -144,16 +369,45 @@ impl Link {
                 LinkAttribute::Controller(index) => link.master = Some(index),
                 LinkAttribute::Link(index) => link.link = Some(index),
                 LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(id),
-                LinkAttribute::LinkInfo(infos) => {
-                    link.kind = infos.into_iter().find_map(|info| match info {
-                        LinkInfo::Kind(kind) => Some(kind.to_string()),
-                        _ => None,
-                    });
-                }
+                LinkAttribute::OperState(state) => link.oper_state = state.into(),
+                LinkAttribute::LinkInfo(infos) => link.read_link_info(infos),
                 _ => {}
             }
         }
         link
+    }
+
+    /// Reads `IFLA_LINKINFO`: the kind, the kind's data we care about, and the port data
+    /// the master adds.
+    fn read_link_info(&mut self, infos: Vec<LinkInfo>) {
+        for info in infos {
+            match info {
+                LinkInfo::Kind(kind) => self.kind = Some(kind.to_string()),
+                LinkInfo::Data(InfoData::Bridge(attrs)) => {
+                    self.vlan_filtering = Some(
+                        attrs
+                            .iter()
+                            .any(|a| matches!(a, InfoBridge::VlanFiltering(true))),
+                    );
+                }
+                LinkInfo::Data(InfoData::MacVlan(attrs)) => {
+                    self.macvlan_mode = attrs.into_iter().find_map(|a| match a {
+                        InfoMacVlan::Mode(mode) => Some(mode.into()),
+                        _ => None,
+                    });
+                }
+                LinkInfo::Data(InfoData::IpVlan(attrs)) => {
+                    self.ipvlan_mode = attrs.into_iter().find_map(|a| match a {
+                        InfoIpVlan::Mode(mode) => Some(IpvlanMode::from_raw(mode.into())),
+                        _ => None,
+                    });
+                }
+                LinkInfo::PortData(InfoPortData::BridgePort(attrs)) => {
+                    self.bridge_port = Some(BridgePortInfo::from_attributes(&attrs));
+                }
+                _ => {}
+            }
+        }
     }
 }
 
@@ -237,6 +491,118 @@ impl Netlink {
             msg.header.change_mask = LinkFlags::Up;
         })
         .map_err(|e| e.during(format!("set link {id} down")))
+    }
+
+    /// `ip link set DEV master BRIDGE` with `Some(bridge_index)`, `ip link set DEV nomaster`
+    /// with `None`.
+    pub fn set_master(&mut self, id: impl Into<LinkId>, master: Option<u32>) -> Result<()> {
+        let id = id.into();
+        self.change_link(&id, |msg| {
+            msg.attributes
+                .push(LinkAttribute::Controller(master.unwrap_or(0)));
+        })
+        .map_err(|e| match master {
+            Some(m) => e.during(format!("set link {id} master index {m}")),
+            None => e.during(format!("set link {id} nomaster")),
+        })
+    }
+
+    /// `ip link set DEV mtu MTU`.
+    pub fn set_mtu(&mut self, id: impl Into<LinkId>, mtu: u32) -> Result<()> {
+        let id = id.into();
+        self.change_link(&id, |msg| msg.attributes.push(LinkAttribute::Mtu(mtu)))
+            .map_err(|e| e.during(format!("set link {id} mtu {mtu}")))
+    }
+
+    /// `ip link set DEV address MAC`. On a bridge this also pins the address: the bridge
+    /// no longer takes over the lowest MAC of its ports.
+    pub fn set_mac(&mut self, id: impl Into<LinkId>, mac: MacAddr) -> Result<()> {
+        let id = id.into();
+        self.change_link(&id, |msg| {
+            msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        })
+        .map_err(|e| e.during(format!("set link {id} address {mac}")))
+    }
+
+    /// `ip link set DEV promisc on|off`.
+    pub fn set_promisc(&mut self, id: impl Into<LinkId>, on: bool) -> Result<()> {
+        let id = id.into();
+        self.change_link(&id, |msg| {
+            msg.header.flags = if on {
+                LinkFlags::Promisc
+            } else {
+                LinkFlags::empty()
+            };
+            msg.header.change_mask = LinkFlags::Promisc;
+        })
+        .map_err(|e| {
+            e.during(format!(
+                "set link {id} promisc {}",
+                if on { "on" } else { "off" }
+            ))
+        })
+    }
+
+    /// `ip link set DEV name NEW`. The kernel refuses to rename a link that is up (EBUSY).
+    /// Naming the link by name costs one more request to find its index.
+    pub fn rename_link(&mut self, id: impl Into<LinkId>, new_name: &str) -> Result<()> {
+        let id = id.into();
+        let what = || format!("rename link {id} to {new_name}");
+        check_ifname(new_name)?;
+        let index = self.resolve_index(&id).map_err(|e| e.during(what()))?;
+        self.change_link(&LinkId::Index(index), |msg| {
+            msg.attributes.push(LinkAttribute::IfName(new_name.to_owned()));
+        })
+        .map_err(|e| e.during(what()))
+    }
+
+    /// `ip link set DEV netns NS`. The link keeps its ifindex if it is free in `ns`; it
+    /// fails with EEXIST if `ns` has a link of the same name.
+    pub fn move_to_netns(&mut self, id: impl Into<LinkId>, ns: &NetNs) -> Result<()> {
+        let id = id.into();
+        self.change_link(&id, |msg| {
+            msg.attributes
+                .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
+        })
+        .map_err(|e| e.during(format!("move link {id} to netns {}", ns.path().display())))
+    }
+
+    /// `ip link set DEV netns NS name NEW`: moves and renames in one request, so the link
+    /// never carries its old name in `ns` (macvlan/ipvlan are created under a temporary
+    /// name in the host and get their final name on the move). Naming the link by name
+    /// costs one more request to find its index.
+    pub fn move_to_netns_as(
+        &mut self,
+        id: impl Into<LinkId>,
+        ns: &NetNs,
+        new_name: &str,
+    ) -> Result<()> {
+        let id = id.into();
+        let what = || {
+            format!(
+                "move link {id} to netns {} as {new_name}",
+                ns.path().display()
+            )
+        };
+        check_ifname(new_name)?;
+        let index = self.resolve_index(&id).map_err(|e| e.during(what()))?;
+        self.change_link(&LinkId::Index(index), |msg| {
+            msg.attributes
+                .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
+            msg.attributes.push(LinkAttribute::IfName(new_name.to_owned()));
+        })
+        .map_err(|e| e.during(what()))
+    }
+
+    /// The ifindex of `id`: itself for an index, a lookup for a name (ENODEV if none).
+    fn resolve_index(&mut self, id: &LinkId) -> Result<u32> {
+        match id {
+            LinkId::Index(index) => Ok(*index),
+            LinkId::Name(_) => match self.get_link(id.clone())? {
+                Some(link) => Ok(link.index),
+                None => Err(Error::kernel(libc::ENODEV, None)),
+            },
+        }
     }
 
     /// `ip link del DEV`. Returns whether a link was deleted: a link that does not exist

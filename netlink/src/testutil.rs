@@ -29,3 +29,26 @@ pub(crate) fn in_new_netns<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
             .ok()
     })
 }
+
+/// A fresh namespace and a socket inside it: the "host" of a test, so the test never
+/// touches the machine's own. `None` (skip) without root.
+pub(crate) fn sandbox() -> Option<(crate::NetNs, crate::Netlink)> {
+    if !skip_unless_root() {
+        return None;
+    }
+    let ns = crate::NetNs::new_unnamed().expect("new netns");
+    let nl = crate::Netlink::in_netns(&ns).expect("netlink socket in the new netns");
+    Some((ns, nl))
+}
+
+/// Polls `f` every 20 ms for up to 3 s until it returns true (link state changes go
+/// through the kernel's linkwatch, which may defer them by up to a second).
+pub(crate) fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..150 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
