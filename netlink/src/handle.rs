@@ -103,4 +103,31 @@ mod tests {
             }
         });
     }
+
+    #[test]
+    fn in_netns_with_runs_inside_and_returns_the_socket() {
+        if !skip_unless_root() {
+            return;
+        }
+        let ns = NetNs::new_unnamed().unwrap();
+        let caller = std::thread::current().id();
+        let (mut nl, (thread, inside)) = Netlink::in_netns_with(&ns, |nl| {
+            nl.create_link_of_kind("br0", "bridge")?;
+            crate::set_sysctl(None, "ipv4/conf/br0/forwarding", "1")?;
+            Ok((std::thread::current().id(), ns.is_current()?))
+        })
+        .unwrap();
+        assert_ne!(thread, caller);
+        assert!(inside);
+        assert!(nl.get_link("br0").unwrap().is_some());
+        assert_eq!(
+            crate::get_sysctl(Some(&ns), "ipv4/conf/br0/forwarding").unwrap(),
+            "1"
+        );
+        // An error inside comes out as is.
+        let err = Netlink::in_netns_with(&ns, |nl| nl.create_link_of_kind("br0", "bridge"))
+            .err()
+            .unwrap();
+        assert!(err.is_exists(), "{err:?}");
+    }
 }

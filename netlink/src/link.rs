@@ -304,9 +304,7 @@ impl FromStr for IpvlanMode {
             "l3" => IpvlanMode::L3,
             "l3s" => IpvlanMode::L3s,
             _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown ipvlan mode {s:?}"
-                )));
+                return Err(Error::InvalidArgument(format!("unknown ipvlan mode {s:?}")));
             }
         })
     }
@@ -543,7 +541,8 @@ impl Netlink {
         })
     }
 
-    /// `ip link set DEV name NEW`. The kernel refuses to rename a link that is up (EBUSY).
+    /// `ip link set DEV name NEW`. Kernels before 6.10 refuse to rename a link that is up
+    /// (EBUSY).
     /// Naming the link by name costs one more request to find its index.
     pub fn rename_link(&mut self, id: impl Into<LinkId>, new_name: &str) -> Result<()> {
         let id = id.into();
@@ -551,13 +550,15 @@ impl Netlink {
         check_ifname(new_name)?;
         let index = self.resolve_index(&id).map_err(|e| e.during(what()))?;
         self.change_link(&LinkId::Index(index), |msg| {
-            msg.attributes.push(LinkAttribute::IfName(new_name.to_owned()));
+            msg.attributes
+                .push(LinkAttribute::IfName(new_name.to_owned()));
         })
         .map_err(|e| e.during(what()))
     }
 
     /// `ip link set DEV netns NS`. The link keeps its ifindex if it is free in `ns`; it
-    /// fails with EEXIST if `ns` has a link of the same name.
+    /// fails with EEXIST if `ns` has a link of the same name, EINVAL for links that
+    /// cannot change namespace (bridges, lo).
     pub fn move_to_netns(&mut self, id: impl Into<LinkId>, ns: &NetNs) -> Result<()> {
         let id = id.into();
         self.change_link(&id, |msg| {
@@ -567,10 +568,13 @@ impl Netlink {
         .map_err(|e| e.during(format!("move link {id} to netns {}", ns.path().display())))
     }
 
-    /// `ip link set DEV netns NS name NEW`: moves and renames in one request, so the link
-    /// never carries its old name in `ns` (macvlan/ipvlan are created under a temporary
-    /// name in the host and get their final name on the move). Naming the link by name
-    /// costs one more request to find its index.
+    /// `ip link set DEV netns NS name NEW`: moves and renames in one request (macvlan and
+    /// ipvlan are created under a temporary name in the host and get their final name on
+    /// the move). Naming the link by name costs one more request to find its index.
+    ///
+    /// Not atomic (the kernel's doing): if `NEW` is taken in `ns` but the old name is
+    /// free there, the link moves and only the rename fails (EEXIST). The link then
+    /// sits in `ns` under its old name, and undoing is up to the caller (delete it there).
     pub fn move_to_netns_as(
         &mut self,
         id: impl Into<LinkId>,
@@ -589,7 +593,8 @@ impl Netlink {
         self.change_link(&LinkId::Index(index), |msg| {
             msg.attributes
                 .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
-            msg.attributes.push(LinkAttribute::IfName(new_name.to_owned()));
+            msg.attributes
+                .push(LinkAttribute::IfName(new_name.to_owned()));
         })
         .map_err(|e| e.during(what()))
     }
@@ -656,7 +661,9 @@ impl Netlink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::in_new_netns;
+    use crate::VethOptions;
+    use crate::testutil::{in_new_netns, sandbox};
+    use netlink_packet_route::link::MacVlanMode;
 
     #[test]
     fn mac_addresses_parse_and_print() {
@@ -770,5 +777,229 @@ mod tests {
             assert!(err.errno().is_some(), "{err:?}");
             assert!(err.to_string().starts_with("delete link lo: "), "{err}");
         });
+    }
+
+    #[test]
+    fn modes_parse_and_print() {
+        for mode in ["private", "vepa", "bridge", "passthru", "source"] {
+            let parsed: MacvlanMode = mode.parse().unwrap();
+            assert_eq!(parsed.to_string(), mode);
+            assert_eq!(MacvlanMode::from_raw(parsed.to_raw()), parsed);
+        }
+        for mode in ["l2", "l3", "l3s"] {
+            let parsed: IpvlanMode = mode.parse().unwrap();
+            assert_eq!(parsed.to_string(), mode);
+            assert_eq!(IpvlanMode::from_raw(parsed.to_raw()), parsed);
+        }
+        assert_eq!(MacvlanMode::Bridge.to_raw(), 4);
+        assert_eq!(IpvlanMode::L3s.to_raw(), 2);
+        assert!("L2".parse::<IpvlanMode>().is_err());
+        assert!("".parse::<MacvlanMode>().is_err());
+    }
+
+    #[test]
+    fn mtu_mac_and_promisc_change() {
+        let Some((_ns, mut nl)) = sandbox() else {
+            return;
+        };
+        nl.create_link_of_kind("br0", "bridge").unwrap();
+        let index = nl.get_link("br0").unwrap().unwrap().index;
+        nl.set_mtu("br0", 1400).unwrap();
+        let mac: MacAddr = "02:42:ac:11:00:02".parse().unwrap();
+        nl.set_mac(index, mac).unwrap();
+        nl.set_promisc("br0", true).unwrap();
+        let link = nl.get_link(index).unwrap().unwrap();
+        assert_eq!(link.mtu, 1400);
+        assert_eq!(link.mac, Some(mac));
+        assert!(link.is_promisc());
+        nl.set_promisc(index, false).unwrap();
+        assert!(!nl.get_link(index).unwrap().unwrap().is_promisc());
+
+        let err = nl.set_mtu("br0", 10).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::EINVAL), "{err:?}");
+        assert!(
+            err.to_string().starts_with("set link br0 mtu 10: "),
+            "{err}"
+        );
+        assert!(nl.set_mtu("nosuch0", 1400).unwrap_err().is_not_found());
+        assert!(nl.set_mac(4242, mac).unwrap_err().is_not_found());
+        assert!(nl.set_promisc("nosuch0", true).unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn master_is_set_and_cleared() {
+        let Some((ns, mut nl)) = sandbox() else {
+            return;
+        };
+        nl.create_link_of_kind("br0", "bridge").unwrap();
+        nl.create_veth("va", "vb", &ns, &VethOptions::default())
+            .unwrap();
+        let br = nl.get_link("br0").unwrap().unwrap().index;
+        nl.set_master("va", Some(br)).unwrap();
+        assert_eq!(nl.get_link("va").unwrap().unwrap().master, Some(br));
+        nl.set_master("va", None).unwrap();
+        assert_eq!(nl.get_link("va").unwrap().unwrap().master, None);
+        // No such master.
+        let err = nl.set_master("va", Some(4242)).unwrap_err();
+        assert!(err.errno().is_some(), "{err:?}");
+        assert!(
+            nl.set_master("nosuch0", Some(br))
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+
+    #[test]
+    fn links_are_renamed_when_down() {
+        let Some((_ns, mut nl)) = sandbox() else {
+            return;
+        };
+        nl.create_link_of_kind("br0", "bridge").unwrap();
+        nl.create_link_of_kind("br1", "bridge").unwrap();
+        let index = nl.get_link("br0").unwrap().unwrap().index;
+        nl.rename_link("br0", "cni0").unwrap();
+        assert_eq!(nl.get_link("br0").unwrap(), None);
+        assert_eq!(nl.get_link("cni0").unwrap().unwrap().index, index);
+        nl.rename_link(index, "cni1").unwrap();
+        assert_eq!(nl.get_link(index).unwrap().unwrap().name, "cni1");
+
+        let err = nl.rename_link(index, "br1").unwrap_err();
+        assert!(err.is_exists(), "{err:?}");
+        assert!(nl.rename_link("nosuch0", "x").unwrap_err().is_not_found());
+        assert!(nl.rename_link(4242, "x").unwrap_err().is_not_found());
+        let err = nl.rename_link(index, "sixteen-chars-xx").unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        // Kernels before 6.10 refuse to rename a link that is up (EBUSY); later ones
+        // allow it.
+        nl.set_link_up(index).unwrap();
+        if let Err(err) = nl.rename_link(index, "cni2") {
+            assert_eq!(err.errno(), Some(libc::EBUSY), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn links_move_to_another_netns() {
+        let Some((host, mut nl)) = sandbox() else {
+            return;
+        };
+        let other = NetNs::new_unnamed().unwrap();
+        let mut in_other = Netlink::in_netns(&other).unwrap();
+        // veth ends, as this kernel has no dummy links (and bridges cannot move).
+        let opts = VethOptions::default();
+        nl.create_veth("va", "vb", &host, &opts).unwrap();
+        nl.create_veth("vc", "vd", &host, &opts).unwrap();
+        let va = nl.get_link("va").unwrap().unwrap();
+        nl.move_to_netns("va", &other).unwrap();
+        assert_eq!(nl.get_link("va").unwrap(), None);
+        let moved = in_other.get_link("va").unwrap().unwrap();
+        // It keeps its ifindex (free in the new netns) and its peer, now across netns.
+        assert_eq!(moved.index, va.index);
+        assert!(moved.link_netnsid.is_some(), "{moved:?}");
+
+        // Moved and renamed in one request.
+        nl.move_to_netns_as("vc", &other, "eth0").unwrap();
+        assert_eq!(nl.get_link("vc").unwrap(), None);
+        assert_eq!(in_other.get_link("vc").unwrap(), None);
+        assert_eq!(
+            in_other.get_link("eth0").unwrap().unwrap().kind.as_deref(),
+            Some("veth")
+        );
+
+        // Name taken in the target: EEXIST, and the link stays where it was.
+        nl.create_veth("va", "ve", &host, &opts).unwrap();
+        let err = nl.move_to_netns("va", &other).unwrap_err();
+        assert!(err.is_exists(), "{err:?}");
+        assert!(nl.get_link("va").unwrap().is_some());
+        // Kernel quirk: with the new name taken in the target but the old one free, the
+        // move happens and only the rename fails. The link is left in the target under
+        // its old name.
+        let err = nl.move_to_netns_as("vb", &other, "eth0").unwrap_err();
+        assert!(err.is_exists(), "{err:?}");
+        assert_eq!(nl.get_link("vb").unwrap(), None);
+        assert!(in_other.get_link("vb").unwrap().is_some());
+        assert!(
+            nl.move_to_netns("nosuch0", &other)
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert!(
+            nl.move_to_netns_as("nosuch0", &other, "x")
+                .unwrap_err()
+                .is_not_found()
+        );
+
+        // Bridges are netns-local: the kernel refuses to move them.
+        nl.create_link_of_kind("br0", "bridge").unwrap();
+        let err = nl.move_to_netns("br0", &other).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::EINVAL), "{err:?}");
+    }
+
+    #[test]
+    fn macvlan_mode_is_reported() {
+        let Some((ns, mut nl)) = sandbox() else {
+            return;
+        };
+        // A veth end as the parent: this kernel has no dummy links.
+        nl.create_veth("parent0", "peer0", &ns, &VethOptions::default())
+            .unwrap();
+        let parent = nl.get_link("parent0").unwrap().unwrap().index;
+        for (name, mode) in [("mv0", MacVlanMode::Bridge), ("mv1", MacVlanMode::Private)] {
+            let mut msg = LinkMessage::default();
+            msg.attributes.push(LinkAttribute::IfName(name.into()));
+            msg.attributes.push(LinkAttribute::Link(parent));
+            msg.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::MacVlan),
+                LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(mode)])),
+            ]));
+            nl.create_link(msg).unwrap();
+        }
+        let mv0 = nl.get_link("mv0").unwrap().unwrap();
+        assert_eq!(mv0.kind.as_deref(), Some("macvlan"));
+        assert_eq!(mv0.macvlan_mode, Some(MacvlanMode::Bridge));
+        assert_eq!(mv0.link, Some(parent));
+        assert_eq!(mv0.ipvlan_mode, None);
+        assert_eq!(mv0.vlan_filtering, None);
+        assert_eq!(mv0.veth_peer_index(), None);
+        let mv1 = nl.get_link("mv1").unwrap().unwrap();
+        assert_eq!(mv1.macvlan_mode, Some(MacvlanMode::Private));
+    }
+
+    #[test]
+    fn ipvlan_mode_is_reported() {
+        let Some((ns, mut nl)) = sandbox() else {
+            return;
+        };
+        nl.create_veth("parent0", "peer0", &ns, &VethOptions::default())
+            .unwrap();
+        let parent = nl.get_link("parent0").unwrap().unwrap().index;
+        for (name, mode) in [("ipvl0", IpvlanMode::L3), ("ipvl1", IpvlanMode::L2)] {
+            let mut msg = LinkMessage::default();
+            msg.attributes.push(LinkAttribute::IfName(name.into()));
+            msg.attributes.push(LinkAttribute::Link(parent));
+            msg.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::IpVlan),
+                LinkInfo::Data(InfoData::IpVlan(vec![InfoIpVlan::Mode(
+                    mode.to_raw().into(),
+                )])),
+            ]));
+            match nl.create_link(msg) {
+                Ok(()) => {}
+                Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {
+                    eprintln!("skipping: kernel without ipvlan");
+                    return;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // The mode belongs to the parent (the ipvlan "port"): the last ipvlan created on
+        // it set it for both.
+        let ipvl0 = nl.get_link("ipvl0").unwrap().unwrap();
+        assert_eq!(ipvl0.kind.as_deref(), Some("ipvlan"));
+        assert_eq!(ipvl0.ipvlan_mode, Some(IpvlanMode::L2));
+        assert_eq!(ipvl0.macvlan_mode, None);
+        assert_eq!(
+            nl.get_link("ipvl1").unwrap().unwrap().ipvlan_mode,
+            Some(IpvlanMode::L2)
+        );
     }
 }

@@ -24,7 +24,11 @@ const MAX_KEY_LEN: usize = 256;
 /// must not be absolute or contain NUL. Interface names may contain dots
 /// (`ipv4/conf/eth0.100/rp_filter`), which is why keys use `/` and not `.`.
 pub fn sysctl_path(key: &str) -> Result<PathBuf> {
-    let bad = |why: &str| Err(Error::InvalidArgument(format!("invalid sysctl key {key:?}: {why}")));
+    let bad = |why: &str| {
+        Err(Error::InvalidArgument(format!(
+            "invalid sysctl key {key:?}: {why}"
+        )))
+    };
     if key.is_empty() {
         return bad("empty");
     }
@@ -103,4 +107,122 @@ fn read_path(path: &PathBuf) -> Result<String> {
     let len = text.trim_end_matches('\n').len();
     text.truncate(len);
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{in_new_netns, skip_unless_root};
+
+    #[test]
+    fn keys_are_checked() {
+        assert_eq!(
+            sysctl_path("ipv4/ip_forward").unwrap(),
+            PathBuf::from("/proc/sys/net/ipv4/ip_forward")
+        );
+        assert_eq!(
+            sysctl_path("ipv4/conf/eth0.100/rp_filter").unwrap(),
+            PathBuf::from("/proc/sys/net/ipv4/conf/eth0.100/rp_filter")
+        );
+        for bad in [
+            "",
+            "/ipv4/ip_forward",
+            "ipv4/ip_forward/",
+            "ipv4//ip_forward",
+            "../kernel/hostname",
+            "ipv4/../../kernel/hostname",
+            "ipv4/./ip_forward",
+            ".",
+            "ipv4/ip_\0forward",
+        ] {
+            let err = sysctl_path(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{bad:?}: {err:?}");
+        }
+        assert!(sysctl_path(&"a/".repeat(200)).is_err());
+        // Bad keys fail before anything is written or any thread is started.
+        let err = set_sysctls(None, &[("ipv4/ip_forward", "1"), ("../x", "1")]).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        assert!(get_sysctl(None, "..").is_err());
+    }
+
+    #[test]
+    fn sysctls_of_a_netns_are_its_own() {
+        if !skip_unless_root() {
+            return;
+        }
+        // The caller is in a private namespace too: the machine's sysctls are never
+        // written.
+        in_new_netns(|| {
+            let ns = NetNs::new_unnamed().unwrap();
+            assert_eq!(get_sysctl(None, "ipv4/ip_forward").unwrap(), "0");
+            assert_eq!(get_sysctl(Some(&ns), "ipv4/ip_forward").unwrap(), "0");
+            set_sysctl(Some(&ns), "ipv4/ip_forward", "1").unwrap();
+            assert_eq!(get_sysctl(Some(&ns), "ipv4/ip_forward").unwrap(), "1");
+            assert_eq!(get_sysctl(None, "ipv4/ip_forward").unwrap(), "0");
+
+            set_sysctl(None, "ipv4/ip_forward", "1").unwrap();
+            set_sysctl(Some(&ns), "ipv4/ip_forward", "0").unwrap();
+            assert_eq!(get_sysctl(None, "ipv4/ip_forward").unwrap(), "1");
+            assert_eq!(get_sysctl(Some(&ns), "ipv4/ip_forward").unwrap(), "0");
+        });
+    }
+
+    #[test]
+    fn batches_write_in_order_and_stop_at_the_first_failure() {
+        if !skip_unless_root() {
+            return;
+        }
+        let ns = NetNs::new_unnamed().unwrap();
+        set_sysctls(
+            Some(&ns),
+            &[
+                ("ipv4/conf/lo/arp_notify", "1"),
+                ("ipv4/ip_forward", "1"),
+                ("ipv4/ip_forward", "0"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            get_sysctl(Some(&ns), "ipv4/conf/lo/arp_notify").unwrap(),
+            "1"
+        );
+        assert_eq!(get_sysctl(Some(&ns), "ipv4/ip_forward").unwrap(), "0");
+
+        let err = set_sysctls(
+            Some(&ns),
+            &[
+                ("ipv4/ip_forward", "1"),
+                ("ipv4/conf/nosuch0/arp_notify", "1"),
+                ("ipv4/conf/lo/arp_notify", "0"),
+            ],
+        )
+        .unwrap_err();
+        assert!(err.is_not_found(), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("write sysctl /proc/sys/net/ipv4/conf/nosuch0/arp_notify: "),
+            "{err}"
+        );
+        assert_eq!(get_sysctl(Some(&ns), "ipv4/ip_forward").unwrap(), "1");
+        assert_eq!(
+            get_sysctl(Some(&ns), "ipv4/conf/lo/arp_notify").unwrap(),
+            "1"
+        );
+    }
+
+    #[test]
+    fn missing_keys_are_not_found_and_bad_values_are_errors() {
+        if !skip_unless_root() {
+            return;
+        }
+        let ns = NetNs::new_unnamed().unwrap();
+        let err = get_sysctl(Some(&ns), "ipv6/conf/nosuch0/accept_dad").unwrap_err();
+        assert!(err.is_not_found(), "{err:?}");
+        let err = set_sysctl(Some(&ns), "ipv4/ip_forward", "yes").unwrap_err();
+        assert!(!err.is_not_found());
+        assert_eq!(err.errno(), Some(libc::EINVAL), "{err:?}");
+        // A directory is not a sysctl.
+        let err = get_sysctl(Some(&ns), "ipv4/conf").unwrap_err();
+        assert!(err.errno().is_some(), "{err:?}");
+    }
 }
