@@ -173,8 +173,9 @@ fn vlans_of(spec: &[AfSpecBridge]) -> Result<Vec<BridgeVlan>> {
 
 impl Netlink {
     /// `ip link add NAME [mtu M] [address A] type bridge [vlan_filtering 1]`. Fails with
-    /// EEXIST ([`Error::is_exists`]) if the name is taken, whatever kind of link has it.
-    /// The bridge is down.
+    /// EEXIST ([`Error::is_exists`]) if the name is taken, whatever kind of link has it,
+    /// and with EOPNOTSUPP for `vlan_filtering` on a kernel built without
+    /// CONFIG_BRIDGE_VLAN_FILTERING (this development machine's). The bridge is down.
     pub fn create_bridge(&mut self, name: &str, opts: &BridgeOptions) -> Result<()> {
         check_ifname(name)?;
         let mut msg = LinkMessage::default();
@@ -198,7 +199,8 @@ impl Netlink {
 
     /// `ip link set BRIDGE type bridge vlan_filtering 0|1`. Sent as RTM_NEWLINK without
     /// NLM_F_CREATE: RTM_SETLINK ignores bridge options (netavark's finding, which `ip`
-    /// confirms). EOPNOTSUPP if the link is not a bridge.
+    /// confirms). EOPNOTSUPP if the link is not a bridge or the kernel lacks VLAN
+    /// filtering (even to turn it off).
     pub fn set_vlan_filtering(&mut self, bridge: impl Into<LinkId>, on: bool) -> Result<()> {
         let id = bridge.into();
         self.change_link(&id, |msg| {
@@ -224,8 +226,10 @@ impl Netlink {
 
     /// `ip link set PORT type bridge_slave [hairpin on|off] [isolated on|off]
     /// [learning on|off]`: one RTM_NEWLINK whose IFLA_INFO_SLAVE_DATA the port's bridge
-    /// applies. Options left `None` are not sent; with none at all, nothing is sent.
-    /// EOPNOTSUPP if the link is not a bridge port.
+    /// applies (the same kernel function as `bridge link set`'s AF_BRIDGE IFLA_PROTINFO,
+    /// and the same attributes [`Netlink::bridge_port`] reads back). Options left `None`
+    /// are not sent; with none at all, nothing is sent. EOPNOTSUPP if the link is not a
+    /// bridge port.
     pub fn set_bridge_port(&mut self, port: u32, opts: &BridgePortOptions) -> Result<()> {
         let mut attrs = Vec::with_capacity(3);
         if let Some(on) = opts.hairpin {

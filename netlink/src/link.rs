@@ -541,8 +541,8 @@ impl Netlink {
         })
     }
 
-    /// `ip link set DEV name NEW`. Kernels before 6.10 refuse to rename a link that is up
-    /// (EBUSY).
+    /// `ip link set DEV name NEW`. Older kernels (6.1) refuse to rename a link that is up
+    /// (EBUSY); recent ones (6.18) allow it.
     /// Naming the link by name costs one more request to find its index.
     pub fn rename_link(&mut self, id: impl Into<LinkId>, new_name: &str) -> Result<()> {
         let id = id.into();
@@ -869,8 +869,8 @@ mod tests {
         assert!(nl.rename_link(4242, "x").unwrap_err().is_not_found());
         let err = nl.rename_link(index, "sixteen-chars-xx").unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
-        // Kernels before 6.10 refuse to rename a link that is up (EBUSY); later ones
-        // allow it.
+        // Older kernels (6.1) refuse to rename a link that is up (EBUSY); recent ones
+        // (6.18) allow it.
         nl.set_link_up(index).unwrap();
         if let Err(err) = nl.rename_link(index, "cni2") {
             assert_eq!(err.errno(), Some(libc::EBUSY), "{err:?}");
