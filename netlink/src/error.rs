@@ -49,6 +49,11 @@ pub enum Error {
     #[error("{}netlink protocol: {msg}", prefix(op))]
     Protocol { op: String, msg: String },
 
+    /// The `nft` tool could not be run, or rejected a ruleset; `detail` carries its exit
+    /// status and error output.
+    #[error("{}{detail}", prefix(op))]
+    NftTool { op: String, detail: String },
+
     /// Reading or writing a sysctl under /proc/sys/net failed.
     #[error("{op} sysctl {}: {source}", path.display())]
     Sysctl {
@@ -127,6 +132,7 @@ impl Error {
             Error::Kernel { op, .. }
             | Error::Socket { op, .. }
             | Error::Protocol { op, .. }
+            | Error::NftTool { op, .. }
             | Error::DumpInterrupted { op, .. } => {
                 if op.is_empty() {
                     *op = what.into();

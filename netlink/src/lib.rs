@@ -12,6 +12,7 @@ mod error;
 mod handle;
 mod link;
 mod netns;
+pub mod nft;
 mod route;
 mod socket;
 mod sysctl;
@@ -32,6 +33,7 @@ pub use link::{
     MacvlanMode, OperState,
 };
 pub use netns::NetNs;
+pub use nft::Nft;
 pub use route::{
     PROTO_BOOT, PROTO_KERNEL, Route, RouteFilter, TABLE_LOCAL, TABLE_MAIN, TYPE_UNICAST,
 };

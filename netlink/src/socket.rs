@@ -7,6 +7,7 @@
 use std::fmt::Debug;
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
@@ -38,6 +39,8 @@ pub(crate) struct Socket<M> {
     seq: u32,
     send_buf: Vec<u8>,
     recv_buf: Vec<u8>,
+    /// The datagram size the send buffer was last raised for (0: the default).
+    send_buf_size: usize,
     _msg: PhantomData<fn(M) -> M>,
 }
 
@@ -66,6 +69,7 @@ where
             seq: 0,
             send_buf: Vec::new(),
             recv_buf: Vec::with_capacity(RECV_BUF_LEN),
+            send_buf_size: 0,
             _msg: PhantomData,
         })
     }
@@ -99,6 +103,105 @@ where
         })
     }
 
+    /// Sends `msgs` (each with `NLM_F_REQUEST` and its own flags) in ONE datagram under
+    /// consecutive sequence numbers, as an nfnetlink batch must be: the kernel handles
+    /// the datagram synchronously, as one transaction, and queues its answers afterwards.
+    ///
+    /// Waits for the answer to every message flagged `NLM_F_ACK` and returns one entry
+    /// per message: `None` when nothing came for it, else its ack (`Ok`) or error. An
+    /// error for a message that asked for no ack (the batch header: a failed commit, an
+    /// unknown subsystem) ends the wait, since the kernel may send nothing else; what it
+    /// still sends is skipped later as stale.
+    pub(crate) fn batch(&mut self, msgs: Vec<(M, u16)>) -> Result<Vec<Option<Result<()>>>> {
+        self.send_buf.clear();
+        let first = self.seq.wrapping_add(1);
+        let mut want_ack = Vec::with_capacity(msgs.len());
+        for (i, (msg, flags)) in msgs.into_iter().enumerate() {
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | flags;
+            header.sequence_number = first.wrapping_add(i as u32);
+            let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+            packet.finalize();
+            log::trace!("netlink batch send: {packet:?}");
+            let start = self.send_buf.len();
+            self.send_buf.resize(start + align4(packet.buffer_len()), 0);
+            packet.serialize(&mut self.send_buf[start..]);
+            want_ack.push(flags & NLM_F_ACK != 0);
+        }
+        let count = want_ack.len();
+        self.seq = first.wrapping_add(count as u32).wrapping_sub(1);
+        self.ensure_send_buffer(self.send_buf.len());
+        self.send_raw()?;
+
+        let mut answers: Vec<Option<Result<()>>> = (0..count).map(|_| None).collect();
+        let mut pending = want_ack.iter().filter(|w| **w).count();
+        while pending > 0 {
+            let len = self.recv_datagram()?;
+            let mut datagram = &self.recv_buf[..len];
+            while !datagram.is_empty() {
+                let buf = NetlinkBuffer::new_checked(datagram)
+                    .map_err(|e| Error::protocol(format!("decode reply: {e}")))?;
+                let msg_len = buf.length() as usize;
+                let index = buf.sequence_number().wrapping_sub(first) as usize;
+                let bytes = &datagram[..msg_len];
+                datagram = datagram.get(align4(msg_len)..).unwrap_or_default();
+                if index >= count || answers[index].is_some() {
+                    log::trace!("netlink: skipping message outside the batch");
+                    continue;
+                }
+                let msg = NetlinkMessage::<M>::deserialize(bytes)
+                    .map_err(|e| Error::protocol(format!("decode reply: {e}")))?;
+                log::trace!("netlink batch recv: {msg:?}");
+                let NetlinkPayload::Error(e) = msg.payload else {
+                    continue;
+                };
+                let answer = match e.code {
+                    None => Ok(()),
+                    Some(code) => Err(Error::kernel(
+                        code.get().abs(),
+                        error_ext_ack(msg.header.flags, &e.header),
+                    )),
+                };
+                let batch_failed = answer.is_err() && !want_ack[index];
+                if want_ack[index] {
+                    pending -= 1;
+                }
+                answers[index] = Some(answer);
+                if batch_failed {
+                    return Ok(answers);
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Makes the socket's send buffer hold a datagram of `len` bytes (the kernel refuses
+    /// larger ones with EMSGSIZE). Best effort: the send reports the failure.
+    fn ensure_send_buffer(&mut self, len: usize) {
+        // The default (net.core.wmem_default) is ~208 KiB; stay clear of it.
+        const DEFAULT_OK: usize = 128 * 1024;
+        if len <= DEFAULT_OK || len <= self.send_buf_size {
+            return;
+        }
+        let want = libc::c_int::try_from(len.saturating_mul(2)).unwrap_or(libc::c_int::MAX);
+        for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+            // SAFETY: setsockopt reads an int from a valid pointer of the size given.
+            let rc = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&want as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                self.send_buf_size = len;
+                return;
+            }
+        }
+    }
+
     fn serialize(&mut self, msg: M, flags: u16) {
         let mut header = NetlinkHeader::default();
         header.flags = flags;
@@ -116,9 +219,15 @@ where
         if let Some(field) = self.send_buf.get_mut(SEQ_OFFSET..SEQ_OFFSET + 4) {
             field.copy_from_slice(&self.seq.to_ne_bytes());
         }
+        self.send_raw()?;
+        Ok(self.seq)
+    }
+
+    /// Sends the serialized datagram as it is.
+    fn send_raw(&mut self) -> Result<()> {
         loop {
             match self.fd.send(&self.send_buf, 0) {
-                Ok(n) if n == self.send_buf.len() => return Ok(self.seq),
+                Ok(n) if n == self.send_buf.len() => return Ok(()),
                 Ok(n) => {
                     return Err(Error::protocol(format!(
                         "sent {n} of {} bytes",

@@ -1,0 +1,125 @@
+//! The static structure of a ruleset (tables, chains, sets, the few rules of a network),
+//! applied with the `nft` tool: an exec costing milliseconds, paid once per network.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::netns::NetNs;
+
+/// Where `nft` is looked for when it is not on `PATH` (runtimes may exec plugins with a
+/// minimal environment).
+const NFT_FALLBACKS: &[&str] = &["/usr/sbin/nft", "/sbin/nft", "/usr/local/sbin/nft"];
+
+/// Applies `text` with `nft -f -` (one atomic transaction: all of it or nothing), inside
+/// `netns` when given, else in the caller's namespace. A rejected ruleset is an
+/// [`Error::NftTool`] carrying nft's error output.
+///
+/// Meant for the structure of a network, applied when [`Nft::table_exists`] or
+/// [`Nft::set_exists`] say it is missing. Two plugins may race to create it: write `text`
+/// so that applying it twice leaves one copy (`table`/`chain`/`set` blocks merge with what
+/// exists; rules are added again unless their chain is flushed first, e.g. `flush chain
+/// inet t c` before the rules), or hold a lock around check and apply.
+///
+/// [`Nft::table_exists`]: super::Nft::table_exists
+/// [`Nft::set_exists`]: super::Nft::set_exists
+pub fn apply_ruleset(netns: Option<&NetNs>, text: &str) -> Result<()> {
+    run_nft(netns, &["-f", "-"], Some(text))
+        .map(drop)
+        .map_err(|e| e.during("apply nftables ruleset"))
+}
+
+/// Runs `nft ARGS` (inside `netns` when given) with `stdin` as its input; returns its
+/// standard output.
+pub(crate) fn run_nft(netns: Option<&NetNs>, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    let nft = find_nft()?;
+    let mut cmd = Command::new(&nft);
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(ns) = netns {
+        let fd = ns.as_fd().as_raw_fd();
+        // SAFETY: between fork and exec the child only calls setns(2), which is
+        // async-signal-safe, on an fd it inherited (the NetNs outlives the spawn).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| tool_error(&nft, format!("run: {e}")))?;
+    let written = std::thread::scope(|scope| {
+        let writer = child.stdin.take().map(|mut pipe| {
+            let text = stdin.unwrap_or_default();
+            // Written from another thread: nft may answer on stderr before it has read all.
+            scope.spawn(move || pipe.write_all(text.as_bytes()))
+        });
+        let output = child.wait_with_output();
+        let written = match writer.map(|w| w.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(()),
+        };
+        (output, written)
+    });
+    let (output, written) = written;
+    let output = output.map_err(|e| tool_error(&nft, format!("wait: {e}")))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        let status = match output.status.code() {
+            Some(code) => format!("exit status {code}"),
+            None => format!("{}", output.status),
+        };
+        return Err(tool_error(&nft, format!("{status}: {}", stderr.trim())));
+    }
+    // A broken pipe with success means nft did not need the rest; anything else is odd.
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(tool_error(&nft, format!("write input: {e}")));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn tool_error(nft: &Path, detail: String) -> Error {
+    Error::NftTool {
+        op: String::new(),
+        detail: format!("{}: {detail}", nft.display()),
+    }
+}
+
+/// The `nft` binary: the first on `PATH`, else a usual sbin location.
+fn find_nft() -> Result<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("nft"));
+    let fallbacks = NFT_FALLBACKS.iter().map(PathBuf::from);
+    on_path
+        .chain(fallbacks)
+        .find(|p| is_executable(p))
+        .ok_or_else(|| Error::NftTool {
+            op: String::new(),
+            detail: "the nft tool is not installed (not on PATH, nor in /usr/sbin or /sbin)".into(),
+        })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
