@@ -1,10 +1,13 @@
 //! An undo stack for ADD: each step that changed something pushes its inverse; unless the ADD
 //! completes and calls [`Undo::commit`], dropping the stack runs the inverses newest first.
 
+/// How to take one step back; the error is only logged.
+type Inverse = Box<dyn FnOnce() -> Result<(), String>>;
+
 /// Steps to take back if the ADD does not complete.
 #[derive(Default)]
 pub struct Undo {
-    steps: Vec<(String, Box<dyn FnOnce() -> Result<(), String>>)>,
+    steps: Vec<(String, Inverse)>,
 }
 
 impl Undo {

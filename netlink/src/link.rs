@@ -79,6 +79,31 @@ impl fmt::Display for MacAddr {
     }
 }
 
+impl MacAddr {
+    /// A random unicast, locally administered address.
+    pub fn random_local() -> Result<MacAddr> {
+        let mut mac = [0u8; 6];
+        random_bytes(&mut mac)?;
+        mac[0] = (mac[0] & 0xfe) | 0x02;
+        Ok(MacAddr(mac))
+    }
+}
+
+/// `<prefix><8 hex digits>`, e.g. `veth1a2b3c4d` as the reference names host ends: a name
+/// that is free with overwhelming likelihood (callers still handle EEXIST).
+pub fn random_link_name(prefix: &str) -> Result<String> {
+    let mut bytes = [0u8; 4];
+    random_bytes(&mut bytes)?;
+    Ok(format!("{prefix}{:08x}", u32::from_be_bytes(bytes)))
+}
+
+fn random_bytes(buf: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .map_err(|e| Error::InvalidArgument(format!("read /dev/urandom: {e}")))
+}
+
 impl FromStr for MacAddr {
     type Err = Error;
 

@@ -1,0 +1,537 @@
+//! ADD: bridge, veth pair, IPAM, container addresses and routes, gateway, masquerade,
+//! isolation and spoof check, each step undone if a later one fails.
+
+use std::net::IpAddr;
+
+use cni::delegate::IpamLease;
+use cni::{CniResult, Error, Interface, Request, Route, Undo};
+use cni_netlink::nft::Nft;
+use cni_netlink::{
+    BridgeOptions, BridgePortOptions, BridgeVlanFlags, IpNetwork, Link, MacAddr, NetNs, Netlink,
+    VethOptions, random_link_name,
+};
+
+use crate::config::{Config, MasqBackend};
+use crate::{AttachmentState, firewall, iptables, kernel_error, open_netns};
+
+pub fn add(req: &Request) -> Result<CniResult, Error> {
+    let cfg = Config::from_request(req)?;
+    let ns = open_netns(req.netns())?;
+    let mut host = Netlink::host().map_err(kernel_error)?;
+    let mut undo = Undo::new();
+    let bridge = ensure_bridge(&mut host, &cfg)?;
+    let host_veth = create_veth_pair(&mut host, &ns, &cfg, req, &mut undo)?;
+    attach_port(&mut host, &cfg, &bridge, &host_veth)?;
+    let (mut ctr, ctr_link) = open_container_side(&ns, &cfg, req.ifname())?;
+    let ctr_mac = ctr_link
+        .mac
+        .ok_or_else(|| Error::internal("container interface has no MAC"))?;
+    if cfg.macspoofchk {
+        guard_mac(&cfg, &host_veth.name, ctr_mac, &mut undo)?;
+    }
+
+    let mut result = CniResult::default();
+    let mut lease = None;
+    if let Some(ipam) = &cfg.ipam_type {
+        let (l, r) = IpamLease::acquire(ipam, req)?;
+        lease = Some(l);
+        result = r;
+    }
+    complete_gateways(&cfg, &mut result);
+    configure_container(&mut ctr, &cfg, req.ifname(), ctr_link.index, &result)?;
+    if cfg.is_gateway {
+        set_up_gateway(&mut host, &cfg, &bridge, &result)?;
+    }
+    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
+    if let Some(backend) = cfg.ip_masq
+        && !ips.is_empty()
+    {
+        masquerade(&cfg, backend, req.container_id(), &result, &mut undo)?;
+    }
+    if cfg.isolate {
+        let mut nft = Nft::host().map_err(kernel_error)?;
+        firewall::ensure_isolation(&mut nft, &cfg.data_dir, &cfg.bridge)?;
+    }
+    let state = AttachmentState {
+        container_id: req.container_id().to_string(),
+        ifname: req.ifname().to_string(),
+        netns: req.netns().to_string(),
+        bridge: cfg.bridge.clone(),
+        host_veth: host_veth.name.clone(),
+        container_mac: ctr_mac.to_string(),
+        ips,
+        masq: cfg.ip_masq,
+        spoofchk: cfg.macspoofchk,
+    };
+    state.save(&cfg, req)?;
+
+    let bridge = host
+        .get_link(bridge.index)
+        .map_err(kernel_error)?
+        .unwrap_or(bridge);
+    result.interfaces = vec![
+        interface(&bridge, ""),
+        interface(&host_veth, ""),
+        interface(&ctr_link, req.netns()),
+    ];
+    for ip in &mut result.ips {
+        ip.interface = Some(2);
+    }
+    if let Some(dns) = &cfg.dns {
+        result.dns = dns.clone();
+    }
+    if let Some(lease) = lease {
+        lease.keep();
+    }
+    undo.commit();
+    Ok(result)
+}
+
+fn interface(link: &Link, sandbox: &str) -> Interface {
+    Interface {
+        name: link.name.clone(),
+        mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
+        mtu: Some(link.mtu),
+        sandbox: sandbox.to_string(),
+        ..Interface::default()
+    }
+}
+
+/// Finds or creates the bridge, with vlan filtering and promiscuity as configured.
+fn ensure_bridge(nl: &mut Netlink, cfg: &Config) -> Result<Link, Error> {
+    let existing = nl.get_link(&cfg.bridge).map_err(kernel_error)?;
+    let bridge = match existing {
+        Some(link) => link,
+        None => {
+            let opts = BridgeOptions {
+                mtu: cfg.mtu,
+                vlan_filtering: cfg.vlan_filtering(),
+                // A fixed MAC: otherwise the bridge takes its lowest port's and changes as
+                // containers come and go.
+                mac: Some(MacAddr::random_local().map_err(kernel_error)?),
+            };
+            match nl.create_bridge(&cfg.bridge, &opts) {
+                Err(e) if !e.is_exists() => {
+                    return Err(kernel_error(e).context(format!("create bridge {}", cfg.bridge)));
+                }
+                _ => {}
+            }
+            nl.get_link(&cfg.bridge)
+                .map_err(kernel_error)?
+                .ok_or_else(|| Error::internal(format!("bridge {} vanished", cfg.bridge)))?
+        }
+    };
+    if bridge.kind.as_deref() != Some("bridge") {
+        return Err(Error::invalid_config(format!(
+            "bridge: {} exists and is a {}, not a bridge",
+            cfg.bridge,
+            bridge.kind.as_deref().unwrap_or("device of unknown kind")
+        )));
+    }
+    if cfg.vlan_filtering() && bridge.vlan_filtering != Some(true) {
+        nl.set_vlan_filtering(bridge.index, true)
+            .map_err(kernel_error)?;
+    }
+    if cfg.promisc && !bridge.is_promisc() {
+        nl.set_promisc(bridge.index, true).map_err(kernel_error)?;
+    }
+    if !bridge.is_up() {
+        nl.set_link_up(bridge.index).map_err(kernel_error)?;
+    }
+    Ok(bridge)
+}
+
+/// Creates the pair with its container end directly in the container's netns. An existing
+/// CNI_IFNAME there is the runtime's error (the spec asks ADD to fail); a taken random host
+/// name is retried.
+fn create_veth_pair(
+    host: &mut Netlink,
+    ns: &NetNs,
+    cfg: &Config,
+    req: &Request,
+    undo: &mut Undo,
+) -> Result<Link, Error> {
+    let opts = VethOptions {
+        mtu: cfg.mtu,
+        host_mac: None,
+        peer_mac: cfg.mac,
+    };
+    let mut attempts = 0;
+    let name = loop {
+        let name = random_link_name("veth").map_err(kernel_error)?;
+        match host.create_veth(&name, req.ifname(), ns, &opts) {
+            Ok(()) => break name,
+            Err(e) if e.is_exists() => {
+                let host_name_taken = host.get_link(&name).map_err(kernel_error)?.is_some();
+                if !host_name_taken {
+                    return Err(Error::invalid_env(format!(
+                        "CNI_IFNAME {}: an interface of that name already exists in {}",
+                        req.ifname(),
+                        req.netns()
+                    )));
+                }
+                attempts += 1;
+                if attempts == 3 {
+                    return Err(kernel_error(e).context("create veth pair"));
+                }
+            }
+            Err(e) => {
+                let mut err =
+                    kernel_error(e).context(format!("create veth pair {name}/{}", req.ifname()));
+                if let Some(mtu) = cfg.mtu {
+                    err.msg.push_str(&format!(" (mtu {mtu} refused?)"));
+                }
+                return Err(err);
+            }
+        }
+    };
+    let host_name = name.clone();
+    undo.push(format!("delete veth {host_name}"), move || {
+        Netlink::host()
+            .and_then(|mut nl| nl.delete_link(host_name.as_str()).map(|_| ()))
+            .map_err(|e| e.to_string())
+    });
+    host.get_link(&name)
+        .map_err(kernel_error)?
+        .ok_or_else(|| Error::internal(format!("veth {name} vanished")))
+}
+
+/// One trip into the container's netns: its socket, its end of the pair, and the sysctls
+/// (no DAD unless enabledad, arp_notify), set before any address is added.
+fn open_container_side(ns: &NetNs, cfg: &Config, ifname: &str) -> Result<(Netlink, Link), Error> {
+    let dad = if cfg.enable_dad { "1" } else { "0" };
+    let ifname_owned = ifname.to_string();
+    Netlink::in_netns_with(ns, move |ctr| {
+        let ifname = ifname_owned.as_str();
+        let link = ctr.get_link(ifname)?;
+        let arp_notify = format!("ipv4/conf/{ifname}/arp_notify");
+        cni_netlink::set_sysctl(None, &arp_notify, "1")?;
+        let accept_dad = format!("ipv6/conf/{ifname}/accept_dad");
+        let enhanced_dad = format!("ipv6/conf/{ifname}/enhanced_dad");
+        let mut v6 = vec![(accept_dad.as_str(), dad)];
+        if dad == "1" {
+            v6.push((enhanced_dad.as_str(), "1"));
+        }
+        // With IPv6 disabled in the container these keys do not exist: nothing to set.
+        match cni_netlink::set_sysctls(None, &v6) {
+            Err(e) if !e.is_not_found() => return Err(e),
+            _ => {}
+        }
+        Ok(link)
+    })
+    .map_err(kernel_error)
+    .and_then(|(ctr, link)| {
+        let link =
+            link.ok_or_else(|| Error::internal(format!("{ifname} vanished from the netns")))?;
+        Ok((ctr, link))
+    })
+}
+
+/// Enslaves the host end, sets its port flags and VLANs, and brings it up.
+fn attach_port(host: &mut Netlink, cfg: &Config, bridge: &Link, veth: &Link) -> Result<(), Error> {
+    host.set_master(veth.index, Some(bridge.index))
+        .map_err(kernel_error)?;
+    if cfg.hairpin || cfg.port_isolation {
+        let opts = BridgePortOptions {
+            hairpin: cfg.hairpin.then_some(true),
+            isolated: cfg.port_isolation.then_some(true),
+            learning: None,
+        };
+        host.set_bridge_port(veth.index, &opts)
+            .map_err(kernel_error)?;
+    }
+    set_port_vlans(host, cfg, veth.index)?;
+    host.set_link_up(veth.index).map_err(kernel_error)
+}
+
+fn set_port_vlans(host: &mut Netlink, cfg: &Config, port: u32) -> Result<(), Error> {
+    if !cfg.vlan_filtering() {
+        return Ok(());
+    }
+    if let Some(vid) = cfg.vlan {
+        host.add_bridge_vlan(
+            port,
+            vid..=vid,
+            BridgeVlanFlags {
+                pvid: true,
+                untagged: true,
+            },
+        )
+        .map_err(|e| kernel_error(e).context("vlan"))?;
+    }
+    for range in ranges(&cfg.vlan_trunk) {
+        host.add_bridge_vlan(port, range, BridgeVlanFlags::default())
+            .map_err(|e| kernel_error(e).context("vlanTrunk"))?;
+    }
+    if !cfg.preserve_default_vlan && cfg.vlan != Some(1) && !cfg.vlan_trunk.contains(&1) {
+        match host.del_bridge_vlan(port, 1..=1) {
+            Err(e) if !e.is_not_found() => {
+                return Err(kernel_error(e).context("remove default vlan"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Consecutive VLAN IDs grouped into ranges (one netlink attribute per range).
+fn ranges(vids: &std::collections::BTreeSet<u16>) -> Vec<std::ops::RangeInclusive<u16>> {
+    let mut out: Vec<std::ops::RangeInclusive<u16>> = Vec::new();
+    for &v in vids {
+        match out.last_mut() {
+            Some(r) if *r.end() + 1 == v => *r = *r.start()..=v,
+            _ => out.push(v..=v),
+        }
+    }
+    out
+}
+
+fn guard_mac(cfg: &Config, port: &str, mac: MacAddr, undo: &mut Undo) -> Result<(), Error> {
+    let mut nft = Nft::host().map_err(kernel_error)?;
+    firewall::ensure_spoofchk(&mut nft, &cfg.data_dir)?;
+    firewall::apply(&mut nft, &firewall::spoofchk_ops(port, mac, true)?)?;
+    let port = port.to_string();
+    undo.push(format!("spoof check of {port}"), move || {
+        let mut nft = Nft::host().map_err(|e| e.to_string())?;
+        firewall::apply(
+            &mut nft,
+            &firewall::spoofchk_ops(&port, mac, false).map_err(|e| e.msg)?,
+        )
+        .map_err(|e| e.msg)
+    });
+    Ok(())
+}
+
+/// With isGateway, addresses without a gateway get the first address of their subnet, as
+/// the reference does; with isDefaultGateway, a default route per family is added unless
+/// IPAM returned one.
+fn complete_gateways(cfg: &Config, result: &mut CniResult) {
+    if !cfg.is_gateway {
+        return;
+    }
+    for ip in &mut result.ips {
+        if ip.gateway.is_none() {
+            ip.gateway = first_host(ip.address);
+        }
+    }
+    if !cfg.is_default_gateway {
+        return;
+    }
+    for v4 in [true, false] {
+        let Some(gw) = result
+            .ips
+            .iter()
+            .find(|ip| ip.address.is_ipv4() == v4)
+            .and_then(|ip| ip.gateway)
+        else {
+            continue;
+        };
+        let has_default = result
+            .routes
+            .iter()
+            .any(|r| r.dst.prefix() == 0 && r.dst.is_ipv4() == v4);
+        if !has_default {
+            let dst = if v4 { "0.0.0.0/0" } else { "::/0" };
+            if let Ok(dst) = dst.parse() {
+                result.routes.push(Route::new(dst, Some(gw)));
+            }
+        }
+    }
+}
+
+fn first_host(net: IpNetwork) -> Option<IpAddr> {
+    match net {
+        IpNetwork::V4(n) => Some(IpAddr::V4((u32::from(n.network()) + 1).into())),
+        IpNetwork::V6(n) => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
+    }
+}
+
+/// Link state, addresses and routes inside the container.
+fn configure_container(
+    ctr: &mut Netlink,
+    cfg: &Config,
+    ifname: &str,
+    index: u32,
+    result: &CniResult,
+) -> Result<(), Error> {
+    if cfg.disable_container_interface {
+        return Ok(());
+    }
+    ctr.set_link_up(index).map_err(kernel_error)?;
+    for ip in &result.ips {
+        match ctr.add_address(index, ip.address) {
+            Err(e) if !e.is_exists() => {
+                return Err(kernel_error(e).context(format!("add {} to {ifname}", ip.address)));
+            }
+            _ => {}
+        }
+    }
+    for route in &result.routes {
+        let gw = route.gw.or_else(|| {
+            result
+                .ips
+                .iter()
+                .find(|ip| ip.address.is_ipv4() == route.dst.is_ipv4())
+                .and_then(|ip| ip.gateway)
+        });
+        let mut r = cni_netlink::Route::new(route.dst, gw, Some(index));
+        r.mtu = route.mtu;
+        r.advmss = route.adv_mss;
+        r.priority = route.priority;
+        if let Some(table) = route.table {
+            r.table = table;
+        }
+        match ctr.add_route(&r) {
+            Err(e) if !e.is_exists() => {
+                return Err(
+                    kernel_error(e).context(format!("add route {} in the container", route.dst))
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Puts each gateway address on the bridge (or on its VLAN interface) and turns on
+/// forwarding for that family.
+fn set_up_gateway(
+    host: &mut Netlink,
+    cfg: &Config,
+    bridge: &Link,
+    result: &CniResult,
+) -> Result<(), Error> {
+    let target = match cfg.vlan {
+        Some(vid) => ensure_vlan_gateway(host, cfg, bridge, vid)?,
+        None => bridge.clone(),
+    };
+    let mut forward = Vec::new();
+    for ip in &result.ips {
+        let Some(gw) = ip.gateway else { continue };
+        let Ok(addr) = IpNetwork::new(gw, ip.address.prefix()) else {
+            continue;
+        };
+        ensure_address(host, cfg, &target, addr)?;
+        let key = if gw.is_ipv4() {
+            "ipv4/ip_forward"
+        } else {
+            "ipv6/conf/all/forwarding"
+        };
+        forward.push((key.to_string(), "1".to_string()));
+    }
+    forward.dedup();
+    let entries: Vec<(&str, &str)> = forward
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    cni_netlink::set_sysctls(None, &entries).map_err(kernel_error)
+}
+
+/// The reference's rule: one IPv4 address per bridge (another one is an error unless
+/// forceAddress replaces it); IPv6 addresses accumulate unless their subnets overlap.
+fn ensure_address(
+    host: &mut Netlink,
+    cfg: &Config,
+    link: &Link,
+    want: IpNetwork,
+) -> Result<(), Error> {
+    let have = host.list_addresses(link.index).map_err(kernel_error)?;
+    for a in have.iter().filter(|a| a.addr.is_ipv4() == want.is_ipv4()) {
+        if a.addr == want {
+            return Ok(());
+        }
+        let conflicts = want.is_ipv4() || a.addr.contains(want.ip()) || want.contains(a.addr.ip());
+        if !conflicts {
+            continue;
+        }
+        if !cfg.force_address {
+            return Err(Error::invalid_config(format!(
+                "{} already has an IP address different from {want} (set forceAddress to replace it)",
+                link.name
+            )));
+        }
+        host.delete_address(link.index, a.addr)
+            .map_err(kernel_error)?;
+    }
+    match host.add_address(link.index, want) {
+        Err(e) if !e.is_exists() => {
+            Err(kernel_error(e).context(format!("add {want} to {}", link.name)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `<bridge>.<vid>`: a veth whose other end is an access port of the VLAN; it carries the
+/// gateway address of a VLAN network, as in the reference.
+fn ensure_vlan_gateway(
+    host: &mut Netlink,
+    cfg: &Config,
+    bridge: &Link,
+    vid: u16,
+) -> Result<Link, Error> {
+    let name = format!("{}.{vid}", cfg.bridge);
+    if let Some(link) = host.get_link(&name).map_err(kernel_error)? {
+        return Ok(link);
+    }
+    let here = NetNs::current().map_err(kernel_error)?;
+    let port_name = random_link_name("veth").map_err(kernel_error)?;
+    let opts = VethOptions {
+        mtu: cfg.mtu,
+        host_mac: None,
+        peer_mac: None,
+    };
+    host.create_veth(&port_name, &name, &here, &opts)
+        .map_err(|e| kernel_error(e).context(format!("create vlan gateway {name}")))?;
+    let port = host
+        .get_link(&port_name)
+        .map_err(kernel_error)?
+        .ok_or_else(|| Error::internal(format!("{port_name} vanished")))?;
+    let access = Config {
+        vlan_trunk: Default::default(),
+        ..cfg.clone()
+    };
+    host.set_master(port.index, Some(bridge.index))
+        .map_err(kernel_error)?;
+    set_port_vlans(host, &access, port.index)?;
+    host.set_link_up(port.index).map_err(kernel_error)?;
+    host.set_link_up(name.as_str()).map_err(kernel_error)?;
+    host.get_link(&name)
+        .map_err(kernel_error)?
+        .ok_or_else(|| Error::internal(format!("{name} vanished")))
+}
+
+fn masquerade(
+    cfg: &Config,
+    backend: MasqBackend,
+    container_id: &str,
+    result: &CniResult,
+    undo: &mut Undo,
+) -> Result<(), Error> {
+    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
+    match backend {
+        MasqBackend::Nftables => {
+            let mut nft = Nft::host().map_err(kernel_error)?;
+            firewall::ensure_masq(&mut nft, &cfg.data_dir, &cfg.network, &cfg.bridge)?;
+            firewall::apply(&mut nft, &firewall::masq_ops(&cfg.network, &ips, true))?;
+            let network = cfg.network.clone();
+            undo.push("masquerade elements", move || {
+                let mut nft = Nft::host().map_err(|e| e.to_string())?;
+                firewall::apply(&mut nft, &firewall::masq_ops(&network, &ips, false))
+                    .map_err(|e| e.msg)
+            });
+        }
+        MasqBackend::Iptables => {
+            let with_nets: Vec<_> = result
+                .ips
+                .iter()
+                .map(|ip| (ip.address.ip(), ip.address))
+                .collect();
+            iptables::add(&cfg.network, container_id, &with_nets)?;
+            let (network, id) = (cfg.network.clone(), container_id.to_string());
+            undo.push("iptables masquerade", move || {
+                iptables::del(&network, &id, &ips).map_err(|e| e.msg)
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! CHECK: everything ADD set up is still there, as `prevResult` describes it.
+
+use cni::{CniResult, Command, Error, Interface, Request, delegate};
+use cni_netlink::nft::Nft;
+use cni_netlink::{IpFamily, Link, MacAddr, Netlink, RouteFilter};
+
+use crate::config::{Config, MasqBackend};
+use crate::{firewall, iptables, kernel_error, open_netns};
+
+fn fail(msg: impl Into<String>) -> Error {
+    Error::check_failed(msg)
+}
+
+pub fn check(req: &Request) -> Result<(), Error> {
+    let cfg = Config::from_request(req)?;
+    let prev = req
+        .conf
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
+    if let Some(ipam) = &cfg.ipam_type {
+        delegate::run(ipam, Command::Check, req)?;
+    }
+    let mut host = Netlink::host().map_err(kernel_error)?;
+    let bridge = check_bridge(&mut host, &cfg, prev)?;
+    let ns = open_netns(req.netns())?;
+    let mut ctr = Netlink::in_netns(&ns).map_err(kernel_error)?;
+    let ctr_link = ctr
+        .get_link(req.ifname())
+        .map_err(kernel_error)?
+        .ok_or_else(|| fail(format!("{} is missing from {}", req.ifname(), req.netns())))?;
+    if ctr_link.kind.as_deref() != Some("veth") {
+        return Err(fail(format!("{} is not a veth", req.ifname())));
+    }
+    if let Some(want) = prev_interface(prev, req.ifname(), req.netns()) {
+        expect_mac(&ctr_link, want)?;
+    }
+    let host_veth = check_host_veth(&mut host, &cfg, &bridge, &ctr_link, prev)?;
+    check_addresses_and_routes(&mut ctr, &ctr_link, prev)?;
+    check_rules(&cfg, req, prev, &host_veth, &ctr_link)
+}
+
+fn prev_interface<'a>(prev: &'a CniResult, name: &str, sandbox: &str) -> Option<&'a Interface> {
+    prev.interfaces
+        .iter()
+        .find(|i| i.name == name && i.sandbox == sandbox)
+}
+
+fn expect_mac(link: &Link, want: &Interface) -> Result<(), Error> {
+    if want.mac.is_empty() {
+        return Ok(());
+    }
+    let have = link.mac.map(|m| m.to_string()).unwrap_or_default();
+    if !have.eq_ignore_ascii_case(&want.mac) {
+        return Err(fail(format!(
+            "{} has MAC {have}, expected {}",
+            link.name, want.mac
+        )));
+    }
+    Ok(())
+}
+
+fn check_bridge(host: &mut Netlink, cfg: &Config, prev: &CniResult) -> Result<Link, Error> {
+    let bridge = host
+        .get_link(&cfg.bridge)
+        .map_err(kernel_error)?
+        .ok_or_else(|| fail(format!("bridge {} is missing", cfg.bridge)))?;
+    if bridge.kind.as_deref() != Some("bridge") {
+        return Err(fail(format!("{} is not a bridge", cfg.bridge)));
+    }
+    if let Some(want) = prev_interface(prev, &cfg.bridge, "") {
+        expect_mac(&bridge, want)?;
+    }
+    if cfg.promisc && !bridge.is_promisc() {
+        return Err(fail(format!("bridge {} is not promiscuous", cfg.bridge)));
+    }
+    Ok(bridge)
+}
+
+/// The container end's peer is on the host, enslaved to the bridge, with the port settings.
+fn check_host_veth(
+    host: &mut Netlink,
+    cfg: &Config,
+    bridge: &Link,
+    ctr_link: &Link,
+    prev: &CniResult,
+) -> Result<Link, Error> {
+    let peer = ctr_link
+        .veth_peer_index()
+        .ok_or_else(|| fail(format!("{} has no peer", ctr_link.name)))?;
+    let veth = host
+        .get_link(peer)
+        .map_err(kernel_error)?
+        .ok_or_else(|| fail(format!("the host end of {} is missing", ctr_link.name)))?;
+    if let Some(want) = prev
+        .interfaces
+        .iter()
+        .find(|i| i.sandbox.is_empty() && i.name != cfg.bridge)
+        && want.name != veth.name
+    {
+        return Err(fail(format!(
+            "host end is {}, expected {}",
+            veth.name, want.name
+        )));
+    }
+    if veth.master != Some(bridge.index) {
+        return Err(fail(format!(
+            "{} is not a port of {}",
+            veth.name, cfg.bridge
+        )));
+    }
+    if cfg.hairpin {
+        let port = host.bridge_port(veth.index).map_err(kernel_error)?;
+        if !port.is_some_and(|p| p.hairpin) {
+            return Err(fail(format!("hairpin mode is off on {}", veth.name)));
+        }
+    }
+    if let Some(vid) = cfg.vlan {
+        let vlans = host.bridge_vlans(veth.index).map_err(kernel_error)?;
+        if !vlans.iter().any(|v| v.vid == vid && v.pvid && v.untagged) {
+            return Err(fail(format!(
+                "{} is not an access port of vlan {vid}",
+                veth.name
+            )));
+        }
+    }
+    Ok(veth)
+}
+
+fn check_addresses_and_routes(
+    ctr: &mut Netlink,
+    link: &Link,
+    prev: &CniResult,
+) -> Result<(), Error> {
+    let have = ctr.list_addresses(link.index).map_err(kernel_error)?;
+    for ip in &prev.ips {
+        if !have.iter().any(|a| a.addr == ip.address) {
+            return Err(fail(format!(
+                "{} is missing from {}",
+                ip.address, link.name
+            )));
+        }
+    }
+    for route in &prev.routes {
+        let family = if route.dst.is_ipv4() {
+            IpFamily::V4
+        } else {
+            IpFamily::V6
+        };
+        let filter = RouteFilter {
+            family: Some(family),
+            table: route.table,
+            oif: None,
+        };
+        let routes = ctr.list_routes(&filter).map_err(kernel_error)?;
+        let found = routes
+            .iter()
+            .any(|r| r.dst == route.dst && route.gw.is_none_or(|gw| r.gateway == Some(gw)));
+        if !found {
+            return Err(fail(format!(
+                "route to {} is missing from the container",
+                route.dst
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_rules(
+    cfg: &Config,
+    req: &Request,
+    prev: &CniResult,
+    veth: &Link,
+    ctr_link: &Link,
+) -> Result<(), Error> {
+    let mut nft: Option<Nft> = None;
+    if let Some(backend) = cfg.ip_masq {
+        for ip in prev.ips.iter().map(|ip| ip.address.ip()) {
+            let present = match backend {
+                MasqBackend::Nftables => {
+                    firewall::masq_present(nft_socket(&mut nft)?, &cfg.network, ip)?
+                }
+                MasqBackend::Iptables => iptables::present(&cfg.network, req.container_id(), ip),
+            };
+            if !present {
+                return Err(fail(format!("the masquerade rule of {ip} is missing")));
+            }
+        }
+    }
+    if cfg.macspoofchk {
+        let mac: MacAddr = ctr_link
+            .mac
+            .ok_or_else(|| fail(format!("{} has no MAC", ctr_link.name)))?;
+        if !firewall::spoofchk_present(nft_socket(&mut nft)?, &veth.name, mac)? {
+            return Err(fail(format!(
+                "the MAC spoof check of {} is missing",
+                veth.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the nftables socket on first use.
+fn nft_socket(nft: &mut Option<Nft>) -> Result<&mut Nft, Error> {
+    if nft.is_none() {
+        *nft = Some(Nft::host().map_err(kernel_error)?);
+    }
+    nft.as_mut()
+        .ok_or_else(|| Error::internal("nftables socket"))
+}

@@ -1,0 +1,127 @@
+//! DEL and GC: release IPAM, delete the container's interface, take its addresses out of the
+//! masquerade sets and its port out of the spoof check, whatever is already gone.
+
+use std::net::IpAddr;
+
+use cni::{Command, Error, Request, delegate};
+use cni_netlink::nft::Nft;
+use cni_netlink::{MacAddr, NetNs, Netlink};
+
+use crate::config::MasqBackend;
+use crate::{AttachmentState, firewall, iptables, is_listed, kernel_error, state_dir};
+
+pub fn del(req: &Request) -> Result<(), Error> {
+    let states = state_dir(req);
+    let state: Option<AttachmentState> = states.load(req.container_id(), req.ifname());
+    if let Some(ipam) = &req.conf.ipam_type {
+        delegate::run(ipam, Command::Del, req)?;
+    }
+    delete_container_link(req)?;
+    let ips = state
+        .as_ref()
+        .map(|s| s.ips.clone())
+        .unwrap_or_else(|| prev_result_ips(req));
+    release_rules(req, state.as_ref(), &ips)?;
+    states
+        .remove(req.container_id(), req.ifname())
+        .map_err(|e| Error::io(e.to_string()))
+}
+
+/// Deleting the container end deletes the pair. A missing netns or link is success.
+fn delete_container_link(req: &Request) -> Result<(), Error> {
+    if req.netns().is_empty() {
+        return Ok(());
+    }
+    let ns = match NetNs::open(req.netns()) {
+        Ok(ns) => ns,
+        Err(e) if e.is_netns_gone() => return Ok(()),
+        Err(e) => return Err(Error::invalid_netns(e.to_string())),
+    };
+    let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
+    nl.delete_link(req.ifname()).map_err(kernel_error)?;
+    Ok(())
+}
+
+fn prev_result_ips(req: &Request) -> Vec<IpAddr> {
+    req.conf
+        .prev_result
+        .iter()
+        .flat_map(|r| r.ips.iter())
+        .map(|ip| ip.address.ip())
+        .collect()
+}
+
+/// Masquerade and spoof check entries of the attachment. Both nftables and iptables are
+/// cleaned when the state does not say which one was used (as the reference tries both).
+fn release_rules(
+    req: &Request,
+    state: Option<&AttachmentState>,
+    ips: &[IpAddr],
+) -> Result<(), Error> {
+    let network = &req.conf.name;
+    let backend = state.map(|s| s.masq);
+    let mut nft = Nft::host().map_err(kernel_error)?;
+    let mut ops = Vec::new();
+    if matches!(backend, None | Some(Some(MasqBackend::Nftables))) {
+        ops.extend(firewall::masq_ops(network, ips, false));
+    }
+    if let Some(s) = state.filter(|s| s.spoofchk)
+        && let Ok(mac) = s.container_mac.parse::<MacAddr>()
+    {
+        ops.extend(firewall::spoofchk_ops(&s.host_veth, mac, false)?);
+    }
+    firewall::apply(&mut nft, &ops)?;
+    if matches!(backend, None | Some(Some(MasqBackend::Iptables))) && !ips.is_empty() {
+        iptables::del(network, req.container_id(), ips)?;
+    }
+    Ok(())
+}
+
+/// GC: forget every attachment not in `cni.dev/valid-attachments` (without that key, those
+/// whose netns is gone), then forward GC to IPAM.
+pub fn gc(req: &Request) -> Result<(), Error> {
+    let states = state_dir(req);
+    let mut errors = Vec::new();
+    let all: Vec<AttachmentState> = states.list().map_err(|e| Error::io(e.to_string()))?;
+    for state in all {
+        let stale = match &req.conf.valid_attachments {
+            Some(valid) => !is_listed(valid, &state.container_id, &state.ifname),
+            None => !state.netns.is_empty() && !std::path::Path::new(&state.netns).exists(),
+        };
+        if !stale {
+            continue;
+        }
+        if let Err(e) = release_stale(req, &state) {
+            errors.push(e.msg);
+        }
+        let _ = states.remove(&state.container_id, &state.ifname);
+    }
+    if let Some(ipam) = &req.conf.ipam_type
+        && let Err(e) = delegate::run(ipam, Command::Gc, req)
+    {
+        errors.push(e.msg);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::internal(format!("gc: {}", errors.join("; "))))
+    }
+}
+
+fn release_stale(req: &Request, state: &AttachmentState) -> Result<(), Error> {
+    let mut nft = Nft::host().map_err(kernel_error)?;
+    let mut ops = Vec::new();
+    if state.masq == Some(MasqBackend::Nftables) {
+        ops.extend(firewall::masq_ops(&req.conf.name, &state.ips, false));
+    }
+    if state.spoofchk
+        && let Ok(mac) = state.container_mac.parse::<MacAddr>()
+    {
+        ops.extend(firewall::spoofchk_ops(&state.host_veth, mac, false)?);
+    }
+    firewall::apply(&mut nft, &ops)?;
+    if state.masq == Some(MasqBackend::Iptables) {
+        iptables::del(&req.conf.name, &state.container_id, &state.ips)?;
+    }
+    Ok(())
+}

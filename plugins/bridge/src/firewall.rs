@@ -1,0 +1,222 @@
+//! Masquerade, isolation and MAC spoof checking in nftables.
+//!
+//! The structure (tables, chains, sets, one rule per network or bridge) is created with `nft`
+//! the first time it is needed. What each container adds is an element in a set, written over
+//! netlink in one small transaction, so the 1,000th container costs what the first one does.
+//!
+//! ```text
+//! table inet cni_bridge
+//!   set masq4_<net>, masq6_<net>       container addresses of a network with ipMasq
+//!   chain postrouting (nat)            per network: ip saddr @masq4_<net> oifname != <bridge>
+//!                                      ip daddr != 224.0.0.0/4 masquerade
+//!   set isolated (ifname)              bridges of isolated networks
+//!   chain forward (filter)             per isolated bridge: iifname <bridge>
+//!                                      oifname @isolated oifname != <bridge> drop
+//! table bridge cni_bridge
+//!   sets spoofchk_ports (ifname), spoofchk_allowed (ifname . ether_addr)
+//!   chain prerouting (filter, -300)    iifname @spoofchk_ports
+//!                                      iifname . ether saddr != @spoofchk_allowed drop
+//! ```
+
+use std::fs::OpenOptions;
+use std::net::IpAddr;
+use std::path::Path;
+
+use cni::Error;
+use cni_netlink::MacAddr;
+use cni_netlink::nft::{self, ElementOp, Family, Nft, key};
+use sha2::{Digest, Sha256};
+
+pub const TABLE: &str = "cni_bridge";
+
+/// A short, stable name for a network in nft object names (network names may be long or
+/// hold characters nft identifiers cannot).
+pub fn net_id(network: &str) -> String {
+    let digest = Sha256::digest(network.as_bytes());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("n{hex}")
+}
+
+fn masq_set(network: &str, ip: &IpAddr) -> String {
+    let family = if ip.is_ipv4() { 4 } else { 6 };
+    format!("masq{family}_{}", net_id(network))
+}
+
+fn nft_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("{what}: {e}"))
+}
+
+/// Runs `f` holding the data dir's nft lock, so concurrent ADDs create the structure once.
+fn with_structure_lock<T>(
+    data_dir: &Path,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| Error::io(format!("create {}: {e}", data_dir.display())))?;
+    let path = data_dir.join("nft.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("open {}: {e}", path.display())))?;
+    file.lock()
+        .map_err(|e| Error::io(format!("lock {}: {e}", path.display())))?;
+    f()
+}
+
+/// Creates the masquerade structure of `network` unless it exists.
+pub fn ensure_masq(
+    nft: &mut Nft,
+    data_dir: &Path,
+    network: &str,
+    bridge: &str,
+) -> Result<(), Error> {
+    let id = net_id(network);
+    let exists = |nft: &mut Nft| {
+        nft.set_exists(Family::Inet, TABLE, &format!("masq6_{id}"))
+            .map_err(|e| nft_error("look up masquerade set", e))
+    };
+    if exists(nft)? {
+        return Ok(());
+    }
+    with_structure_lock(data_dir, || {
+        if exists(nft)? {
+            return Ok(());
+        }
+        let comment = format!("cni network {}", network.escape_default());
+        let text = format!(
+            "table inet {TABLE} {{\n\
+             \tchain postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
+             }}\n\
+             add rule inet {TABLE} postrouting ip saddr @masq4_{id} oifname != \"{bridge}\" ip daddr != 224.0.0.0/4 masquerade comment \"{comment}\"\n\
+             add rule inet {TABLE} postrouting ip6 saddr @masq6_{id} oifname != \"{bridge}\" ip6 daddr != ff00::/8 masquerade comment \"{comment}\"\n",
+        );
+        // The sets must exist before the rules that name them: declare them first.
+        let sets = format!(
+            "table inet {TABLE} {{\n\
+             \tset masq4_{id} {{ type ipv4_addr; }}\n\
+             \tset masq6_{id} {{ type ipv6_addr; }}\n\
+             }}\n"
+        );
+        nft::apply_ruleset(None, &format!("{sets}{text}"))
+            .map_err(|e| nft_error("create masquerade rules", e))
+    })
+}
+
+/// Adds (or removes) the container's addresses to (from) its network's masquerade sets.
+pub fn masq_ops(network: &str, ips: &[IpAddr], add: bool) -> Vec<ElementOp> {
+    ips.iter()
+        .map(|ip| {
+            let set = masq_set(network, ip);
+            let key = key::ip_addr(*ip);
+            if add {
+                ElementOp::add(Family::Inet, TABLE, &set, key)
+            } else {
+                ElementOp::delete(Family::Inet, TABLE, &set, key)
+            }
+        })
+        .collect()
+}
+
+/// Whether the container's address is in its network's masquerade set.
+pub fn masq_present(nft: &mut Nft, network: &str, ip: IpAddr) -> Result<bool, Error> {
+    nft.has_element(
+        Family::Inet,
+        TABLE,
+        &masq_set(network, &ip),
+        &key::ip_addr(ip),
+    )
+    .map_err(|e| nft_error("look up masquerade element", e))
+}
+
+/// Drops traffic from `bridge` to other isolated bridges; created once per bridge.
+pub fn ensure_isolation(nft: &mut Nft, data_dir: &Path, bridge: &str) -> Result<(), Error> {
+    let key = ifname_key(bridge)?;
+    let present = |nft: &mut Nft| {
+        nft.has_element(Family::Inet, TABLE, "isolated", &key)
+            .map_err(|e| nft_error("look up isolated bridges", e))
+    };
+    if present(nft)? {
+        return Ok(());
+    }
+    with_structure_lock(data_dir, || {
+        if present(nft)? {
+            return Ok(());
+        }
+        let text = format!(
+            "table inet {TABLE} {{\n\
+             \tset isolated {{ type ifname; }}\n\
+             \tchain forward {{ type filter hook forward priority filter; policy accept; }}\n\
+             }}\n\
+             add rule inet {TABLE} forward iifname \"{bridge}\" oifname @isolated oifname != \"{bridge}\" drop comment \"isolate {bridge}\"\n\
+             add element inet {TABLE} isolated {{ \"{bridge}\" }}\n"
+        );
+        nft::apply_ruleset(None, &text).map_err(|e| nft_error("create isolation rule", e))
+    })
+}
+
+const SPOOF_PORTS: &str = "spoofchk_ports";
+const SPOOF_ALLOWED: &str = "spoofchk_allowed";
+
+/// Creates the MAC spoof check structure unless it exists.
+pub fn ensure_spoofchk(nft: &mut Nft, data_dir: &Path) -> Result<(), Error> {
+    let exists = |nft: &mut Nft| {
+        nft.set_exists(Family::Bridge, TABLE, SPOOF_ALLOWED)
+            .map_err(|e| nft_error("look up spoof check set", e))
+    };
+    if exists(nft)? {
+        return Ok(());
+    }
+    with_structure_lock(data_dir, || {
+        if exists(nft)? {
+            return Ok(());
+        }
+        let text = format!(
+            "table bridge {TABLE} {{\n\
+             \tset {SPOOF_PORTS} {{ type ifname; }}\n\
+             \tset {SPOOF_ALLOWED} {{ type ifname . ether_addr; }}\n\
+             \tchain prerouting {{ type filter hook prerouting priority -300; policy accept;\n\
+             \t\tiifname @{SPOOF_PORTS} iifname . ether saddr != @{SPOOF_ALLOWED} drop comment \"mac spoof check\"\n\
+             \t}}\n\
+             }}\n"
+        );
+        nft::apply_ruleset(None, &text).map_err(|e| nft_error("create spoof check", e))
+    })
+}
+
+/// Guards `port` so only frames from `mac` enter the bridge through it.
+pub fn spoofchk_ops(port: &str, mac: MacAddr, add: bool) -> Result<Vec<ElementOp>, Error> {
+    let port_key = ifname_key(port)?;
+    let pair = key::concat(&[&port_key, &key::ether_addr(mac.0)]);
+    Ok(if add {
+        vec![
+            ElementOp::add(Family::Bridge, TABLE, SPOOF_ALLOWED, pair),
+            ElementOp::add(Family::Bridge, TABLE, SPOOF_PORTS, port_key),
+        ]
+    } else {
+        vec![
+            ElementOp::delete(Family::Bridge, TABLE, SPOOF_PORTS, port_key),
+            ElementOp::delete(Family::Bridge, TABLE, SPOOF_ALLOWED, pair),
+        ]
+    })
+}
+
+pub fn spoofchk_present(nft: &mut Nft, port: &str, mac: MacAddr) -> Result<bool, Error> {
+    let pair = key::concat(&[&ifname_key(port)?, &key::ether_addr(mac.0)]);
+    nft.has_element(Family::Bridge, TABLE, SPOOF_ALLOWED, &pair)
+        .map_err(|e| nft_error("look up spoof check element", e))
+}
+
+fn ifname_key(name: &str) -> Result<[u8; key::IFNAMSIZ], Error> {
+    key::ifname(name).map_err(|e| Error::internal(format!("interface name {name:?}: {e}")))
+}
+
+/// Applies element changes in one transaction.
+pub fn apply(nft: &mut Nft, ops: &[ElementOp]) -> Result<(), Error> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    nft.apply(ops)
+        .map_err(|e| nft_error("update nftables sets", e))
+}

@@ -1,0 +1,166 @@
+//! The iptables masquerade backend (`ipMasqBackend: "iptables"`), laid out as the reference
+//! plugin lays it out: a nat chain per container, `CNI-<hash>`, reached from POSTROUTING by the
+//! container's address. Each change is one `iptables-restore --noflush` transaction per family.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+
+use cni::Error;
+use sha2::{Digest, Sha512};
+
+/// The reference's chain name: "CNI-" and a hash of network and container, 28 characters.
+pub fn chain_name(network: &str, container_id: &str) -> String {
+    let digest = Sha512::digest(format!("{network}{container_id}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("CNI-{}", &hex[..24])
+}
+
+fn comment(network: &str, container_id: &str) -> String {
+    format!("name: \"{network}\" id: \"{container_id}\"")
+}
+
+fn restore(v6: bool, script: &str) -> Result<(), Error> {
+    let tool = if v6 {
+        "ip6tables-restore"
+    } else {
+        "iptables-restore"
+    };
+    let mut child = Command::new(tool)
+        .args(["--noflush", "--wait"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::internal(format!("run {tool}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::internal(format!("wait for {tool}: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Masquerades traffic of the container's addresses leaving their subnets.
+pub fn add(
+    network: &str,
+    container_id: &str,
+    ips: &[(IpAddr, ipnetwork::IpNetwork)],
+) -> Result<(), Error> {
+    let chain = chain_name(network, container_id);
+    let comment = comment(network, container_id);
+    for v6 in [false, true] {
+        let mine: Vec<_> = ips.iter().filter(|(ip, _)| ip.is_ipv6() == v6).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let multicast = if v6 { "ff00::/8" } else { "224.0.0.0/4" };
+        let mut script = format!("*nat\n:{chain} - [0:0]\n");
+        let mut subnets: Vec<String> = mine
+            .iter()
+            .map(|(_, net)| format!("{}/{}", net.network(), net.prefix()))
+            .collect();
+        subnets.dedup();
+        for net in subnets {
+            script.push_str(&format!(
+                "-A {chain} -d {net} -j ACCEPT -m comment --comment '{comment}'\n"
+            ));
+        }
+        script.push_str(&format!(
+            "-A {chain} ! -d {multicast} -j MASQUERADE -m comment --comment '{comment}'\n"
+        ));
+        for (ip, _) in &mine {
+            script.push_str(&format!(
+                "-A POSTROUTING -s {ip} -j {chain} -m comment --comment '{comment}'\n"
+            ));
+        }
+        script.push_str("COMMIT\n");
+        restore(v6, &script)?;
+    }
+    Ok(())
+}
+
+/// Removes what [`add`] created; what is already gone is skipped.
+pub fn del(network: &str, container_id: &str, ips: &[IpAddr]) -> Result<(), Error> {
+    let chain = chain_name(network, container_id);
+    let comment = comment(network, container_id);
+    for v6 in [false, true] {
+        if !chain_exists(v6, &chain) {
+            continue;
+        }
+        let mut script = String::from("*nat\n");
+        for ip in ips.iter().filter(|ip| ip.is_ipv6() == v6) {
+            if rule_exists(
+                v6,
+                &[
+                    "-s",
+                    &ip.to_string(),
+                    "-j",
+                    &chain,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &comment,
+                ],
+            ) {
+                script.push_str(&format!(
+                    "-D POSTROUTING -s {ip} -j {chain} -m comment --comment '{comment}'\n"
+                ));
+            }
+        }
+        script.push_str(&format!("-F {chain}\n-X {chain}\nCOMMIT\n"));
+        restore(v6, &script)?;
+    }
+    Ok(())
+}
+
+fn iptables(v6: bool) -> &'static str {
+    if v6 { "ip6tables" } else { "iptables" }
+}
+
+/// Whether the container's chain exists (for DEL and CHECK).
+pub fn chain_exists(v6: bool, chain: &str) -> bool {
+    Command::new(iptables(v6))
+        .args(["-w", "-t", "nat", "-nL", chain])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn rule_exists(v6: bool, rule: &[&str]) -> bool {
+    Command::new(iptables(v6))
+        .args(["-w", "-t", "nat", "-C", "POSTROUTING"])
+        .args(rule)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether the container's address still jumps to its chain.
+pub fn present(network: &str, container_id: &str, ip: IpAddr) -> bool {
+    let chain = chain_name(network, container_id);
+    let comment = comment(network, container_id);
+    rule_exists(
+        ip.is_ipv6(),
+        &[
+            "-s",
+            &ip.to_string(),
+            "-j",
+            &chain,
+            "-m",
+            "comment",
+            "--comment",
+            &comment,
+        ],
+    )
+}

@@ -1,0 +1,88 @@
+//! The bridge plugin: a veth pair between the container and a host bridge, with the
+//! reference plugin's keys, masquerade in nftables (or iptables), isolation between bridge
+//! networks and MAC spoof checking.
+
+mod add;
+mod check;
+mod config;
+mod del;
+mod firewall;
+mod iptables;
+
+use std::net::IpAddr;
+
+use cni::{Attachment, CniResult, Command, Error, Plugin, Request, delegate};
+use cni_netlink::NetNs;
+use plugin_state::StateDir;
+use serde::{Deserialize, Serialize};
+
+pub use config::{Config, DEFAULT_BRIDGE, DEFAULT_DATA_DIR, MasqBackend};
+
+pub struct Bridge;
+
+impl Plugin for Bridge {
+    fn add(&self, req: &Request) -> Result<CniResult, Error> {
+        add::add(req)
+    }
+    fn del(&self, req: &Request) -> Result<(), Error> {
+        del::del(req)
+    }
+    fn check(&self, req: &Request) -> Result<(), Error> {
+        check::check(req)
+    }
+    /// Ready when IPAM is (the bridge itself needs nothing to be able to serve ADD).
+    fn status(&self, req: &Request) -> Result<(), Error> {
+        match &req.conf.ipam_type {
+            Some(ipam) => delegate::run(ipam, Command::Status, req),
+            None => Ok(()),
+        }
+    }
+    fn gc(&self, req: &Request) -> Result<(), Error> {
+        del::gc(req)
+    }
+}
+
+/// What DEL and GC need about an attachment when the runtime sends nothing but its key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentState {
+    pub container_id: String,
+    pub ifname: String,
+    pub netns: String,
+    pub bridge: String,
+    pub host_veth: String,
+    pub container_mac: String,
+    pub ips: Vec<IpAddr>,
+    pub masq: Option<MasqBackend>,
+    pub spoofchk: bool,
+}
+
+impl AttachmentState {
+    fn save(&self, cfg: &Config, req: &Request) -> Result<(), Error> {
+        StateDir::new(&cfg.data_dir, &cfg.network)
+            .save(req.container_id(), req.ifname(), self)
+            .map_err(|e| Error::io(e.to_string()))
+    }
+}
+
+fn state_dir(req: &Request) -> StateDir {
+    StateDir::new(&Config::data_dir_of(req), &req.conf.name)
+}
+
+/// Whether an attachment is among those GC was told are still in use.
+fn is_listed(valid: &[Attachment], container_id: &str, ifname: &str) -> bool {
+    valid
+        .iter()
+        .any(|a| a.container_id == container_id && a.ifname == ifname)
+}
+
+/// The netns must open for ADD and CHECK (code 8 otherwise).
+fn open_netns(path: &str) -> Result<NetNs, Error> {
+    NetNs::open(path).map_err(|e| Error::invalid_netns(e.to_string()))
+}
+
+fn kernel_error(e: cni_netlink::Error) -> Error {
+    match e {
+        cni_netlink::Error::EnterNetns { .. } => Error::invalid_netns(e.to_string()),
+        e => Error::internal(e.to_string()),
+    }
+}
