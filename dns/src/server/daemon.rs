@@ -1,0 +1,531 @@
+//! The daemon's life: the pid lock, loading the store, listeners following the networks'
+//! gateways, the control socket, SIGHUP, the upstreams' resolv.conf, and exiting when the
+//! last network is gone (unless `--persistent`, as under a service manager).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use log::LevelFilter;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::Shared;
+use super::engine::Engine;
+use super::forward::{Forwarder, read_resolv_conf};
+use super::records::Records;
+use super::tcp::{TcpLimits, TcpServer};
+use super::udp::UdpListener;
+use crate::control::Request;
+use crate::store::{self, Paths};
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub paths: Paths,
+    /// Where the upstream servers are read from (watched for changes).
+    pub resolv_conf: PathBuf,
+    /// `None`: log to stderr (under a service manager).
+    pub log_file: Option<PathBuf>,
+    pub log_level: LevelFilter,
+    pub port: u16,
+    pub ttl: u32,
+    /// Keep running with no network (under a service manager).
+    pub persistent: bool,
+    pub upstream_timeout: Duration,
+    pub tcp: TcpLimits,
+}
+
+impl Options {
+    pub fn new(paths: Paths) -> Options {
+        Options {
+            paths,
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            log_file: None,
+            log_level: LevelFilter::Info,
+            port: 53,
+            ttl: 0,
+            persistent: false,
+            upstream_timeout: Duration::from_millis(1500),
+            tcp: TcpLimits {
+                max_connections: 128,
+                timeout: Duration::from_secs(3),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let what = what.into();
+    move |source| DaemonError::Io { what, source }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT, or until no network is left. Returns at once (Ok)
+/// if another instance holds the pid lock.
+pub fn run(opts: Options) -> Result<(), DaemonError> {
+    opts.paths.create_root()?;
+    init_logger(opts.log_file.as_deref(), opts.log_level)?;
+    let Some(pid_file) = take_pid_lock(&opts.paths.pid_file(), Duration::from_secs(3))? else {
+        log::info!(
+            "another cni-dns holds {}; exiting",
+            opts.paths.pid_file().display()
+        );
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("cni-dns")
+        .enable_all()
+        .build()
+        .map_err(io("start the async runtime"))?;
+    let forwarder = Forwarder::new(opts.upstream_timeout);
+    let shared = Arc::new(Shared::new(
+        Engine::new(opts.ttl),
+        forwarder,
+        runtime.handle().clone(),
+    ));
+    let result = runtime.block_on(serve(&opts, shared));
+    let _ = std::fs::remove_file(opts.paths.control_socket());
+    let _ = std::fs::remove_file(opts.paths.pid_file());
+    drop(pid_file);
+    // Listener threads stop with their sockets; the runtime's tasks end here.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    log::info!("cni-dns {} exiting", std::process::id());
+    result
+}
+
+/// Takes the exclusive flock on the pid file (released by the kernel whatever way we die),
+/// waiting up to `wait` for an exiting instance; writes our pid.
+fn take_pid_lock(path: &Path, wait: Duration) -> Result<Option<File>, DaemonError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .map_err(io(format!("open {}", path.display())))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io(format!("lock {}", path.display()))(e));
+            }
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)
+        })
+        .map_err(io(format!("write {}", path.display())))?;
+    Ok(Some(file))
+}
+
+struct Listeners {
+    port: u16,
+    tcp: TcpLimits,
+    slots: Arc<Semaphore>,
+    bound: BTreeMap<IpAddr, (UdpListener, TcpServer)>,
+    /// Addresses that could not be bound, and why (retried on every change).
+    failed: BTreeMap<IpAddr, String>,
+}
+
+impl Listeners {
+    fn new(port: u16, tcp: TcpLimits) -> Listeners {
+        Listeners {
+            port,
+            tcp,
+            slots: Arc::new(Semaphore::new(tcp.max_connections)),
+            bound: BTreeMap::new(),
+            failed: BTreeMap::new(),
+        }
+    }
+
+    /// Listens on exactly `wanted` (link-local IPv6 gateways, which need a scope, excepted).
+    fn sync(&mut self, wanted: &BTreeSet<IpAddr>, shared: &Arc<Shared>) {
+        let wanted: BTreeSet<IpAddr> = wanted
+            .iter()
+            .copied()
+            .filter(|ip| !ip.is_unspecified() && !is_link_local_v6(ip))
+            .collect();
+        self.bound.retain(|ip, _| {
+            let keep = wanted.contains(ip);
+            if !keep {
+                log::info!("stopped listening on {ip}");
+            }
+            keep
+        });
+        self.failed.clear();
+        for ip in &wanted {
+            if self.bound.contains_key(ip) {
+                continue;
+            }
+            let addr = SocketAddr::new(*ip, self.port);
+            let started = UdpListener::start(addr, shared.clone()).and_then(|udp| {
+                TcpServer::start(addr, shared.clone(), self.slots.clone(), self.tcp)
+                    .map(|tcp| (udp, tcp))
+            });
+            match started {
+                Ok(pair) => {
+                    log::info!("listening on {addr} (udp, tcp)");
+                    self.bound.insert(*ip, pair);
+                }
+                Err(e) => {
+                    log::error!("cannot listen on {addr}: {e}");
+                    self.failed
+                        .insert(*ip, format!("cannot listen on {addr}: {e}"));
+                }
+            }
+        }
+        shared.set_listening(self.bound.keys().copied().collect());
+    }
+}
+
+fn is_link_local_v6(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+}
+
+/// The daemon's state, changed only by the main loop.
+struct State {
+    paths: Paths,
+    records: Records,
+    listeners: Listeners,
+    shared: Arc<Shared>,
+}
+
+impl State {
+    fn load_all(&mut self) {
+        let networks = match self.paths.list_networks() {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("{e}");
+                return;
+            }
+        };
+        let keep: BTreeSet<String> = networks.iter().cloned().collect();
+        self.records.retain_networks(&keep);
+        for net in &networks {
+            match store::load_network(&self.paths, net) {
+                Ok(attachments) => self.records.set_network(net, attachments),
+                Err(e) => log::error!("{e}"),
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        let snap = self.records.snapshot();
+        let wanted = snap.listen_addrs();
+        self.shared.publish(snap);
+        self.listeners.sync(&wanted, &self.shared);
+    }
+
+    fn apply(&mut self, request: Request) -> String {
+        match request {
+            Request::Ping => format!("ok {}", std::process::id()),
+            Request::Reload => {
+                self.load_all();
+                "ok".into()
+            }
+            Request::Update { network, key } => {
+                if !valid_name(&network) || !store::is_attachment_file(&key) || key.contains('/') {
+                    return "error invalid network or attachment name".into();
+                }
+                let path = self.paths.network(&network).join(&key);
+                let attachment = match store::read_attachment(&path) {
+                    Ok(a) => a,
+                    Err(e) => return format!("error {e}"),
+                };
+                let gateways = attachment
+                    .as_ref()
+                    .map(|a| a.gateways.clone())
+                    .unwrap_or_default();
+                self.records.update(&network, &key, attachment);
+                self.publish();
+                let failed: Vec<&String> = gateways
+                    .iter()
+                    .filter_map(|gw| self.listeners.failed.get(gw))
+                    .collect();
+                match failed.first() {
+                    Some(msg) => format!("error {msg}"),
+                    None => "ok".into(),
+                }
+            }
+        }
+    }
+}
+
+fn valid_name(network: &str) -> bool {
+    let mut chars = network.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+type ControlMsg = (Request, oneshot::Sender<String>);
+
+async fn serve(opts: &Options, shared: Arc<Shared>) -> Result<(), DaemonError> {
+    let mut resolv = ResolvWatch::new(opts.resolv_conf.clone());
+    resolv.check(&shared, true);
+    let mut state = State {
+        paths: opts.paths.clone(),
+        records: Records::default(),
+        listeners: Listeners::new(opts.port, opts.tcp),
+        shared: shared.clone(),
+    };
+    state.load_all();
+    let (tx, mut rx) = mpsc::channel::<ControlMsg>(256);
+    let mut control = Some(ControlServer::start(&opts.paths, tx.clone())?);
+    notify_ready();
+    log::info!(
+        "cni-dns {} ready: {} networks, {} attachments, upstreams {:?}",
+        std::process::id(),
+        state.records.snapshot().networks.len(),
+        state.records.attachment_count(),
+        shared.forwarder.upstream_addrs()
+    );
+    let mut hup = signal(SignalKind::hangup()).map_err(io("install SIGHUP handler"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(io("install SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io("install SIGINT handler"))?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            Some((request, reply)) = rx.recv() => {
+                log::debug!("control: {request:?}");
+                let answer = state.apply(request);
+                let _ = reply.send(answer);
+            }
+            _ = hup.recv() => {
+                log::info!("SIGHUP: reloading the store and {}", opts.resolv_conf.display());
+                state.load_all();
+                resolv.check(&shared, true);
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick.tick() => resolv.check(&shared, false),
+        }
+        if state.records.attachment_count() == 0 && !opts.persistent {
+            // Stop taking requests, then make sure nothing arrived meanwhile: a plugin that
+            // finds no sidecar starts a new one, which waits for our pid lock.
+            if let Some(c) = control.take() {
+                c.stop(&opts.paths);
+            }
+            while let Ok((_, reply)) = rx.try_recv() {
+                drop(reply);
+            }
+            state.load_all();
+            if state.records.attachment_count() == 0 {
+                log::info!("no network left");
+                break;
+            }
+            control = Some(ControlServer::start(&opts.paths, tx.clone())?);
+        }
+    }
+    if let Some(c) = control.take() {
+        c.stop(&opts.paths);
+    }
+    Ok(())
+}
+
+struct ControlServer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ControlServer {
+    fn start(paths: &Paths, tx: mpsc::Sender<ControlMsg>) -> Result<ControlServer, DaemonError> {
+        let path = paths.control_socket();
+        // A socket file left by a dead instance (we hold the pid lock, so it is dead).
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(io(format!("bind {}", path.display())))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(format!("chmod {}", path.display())))?;
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(control_connection(stream, tx.clone()));
+                    }
+                    Err(e) => {
+                        log::warn!("control accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        Ok(ControlServer { task })
+    }
+
+    fn stop(self, paths: &Paths) {
+        self.task.abort();
+        let _ = std::fs::remove_file(paths.control_socket());
+    }
+}
+
+async fn control_connection(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take_limit());
+    let got = tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut line)).await;
+    let answer = match got {
+        Ok(Ok(n)) if n > 0 => match Request::parse(&line) {
+            Some(request) => {
+                let (reply, wait) = oneshot::channel();
+                if tx.send((request, reply)).await.is_err() {
+                    return;
+                }
+                match wait.await {
+                    Ok(a) => a,
+                    // Dropped unanswered: we are exiting; the client sees EOF.
+                    Err(_) => return,
+                }
+            }
+            None => "error unknown request".into(),
+        },
+        _ => return,
+    };
+    let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+}
+
+trait TakeLimit: Sized {
+    fn take_limit(self) -> tokio::io::Take<Self>;
+}
+
+impl TakeLimit for tokio::net::unix::OwnedReadHalf {
+    fn take_limit(self) -> tokio::io::Take<Self> {
+        tokio::io::AsyncReadExt::take(self, 4096)
+    }
+}
+
+/// The upstreams' resolv.conf, re-read when its inode, size or mtime changes.
+struct ResolvWatch {
+    path: PathBuf,
+    seen: Option<(u64, u64, i64, i64)>,
+}
+
+impl ResolvWatch {
+    fn new(path: PathBuf) -> ResolvWatch {
+        ResolvWatch { path, seen: None }
+    }
+
+    fn check(&mut self, shared: &Shared, force: bool) {
+        let now = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.ino(), m.size(), m.mtime(), m.mtime_nsec()));
+        if !force && now == self.seen {
+            return;
+        }
+        self.seen = now;
+        let servers = read_resolv_conf(&self.path);
+        log::info!("upstream servers from {}: {servers:?}", self.path.display());
+        shared.forwarder.set_upstreams(&servers);
+    }
+}
+
+/// Tells systemd (`Type=notify`) we are ready, when started by it.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| socket.send_to_addr(b"READY=1", &addr))
+    } else {
+        socket.send_to(b"READY=1", Path::new(&path))
+    };
+    if let Err(e) = sent {
+        log::warn!("sd_notify: {e}");
+    }
+}
+
+struct FileLogger {
+    level: LevelFilter,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl log::Log for FileLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= self.level && metadata.target().starts_with("cni_dns")
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let line = format!(
+            "{}.{:06} cni-dns[{}] {}: {}\n",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            record.level(),
+            record.args()
+        );
+        if let Ok(mut out) = self.out.lock() {
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Logs to `file` (appended; moved to `<file>.1` first when over 4 MiB), or to stderr.
+fn init_logger(file: Option<&Path>, level: LevelFilter) -> Result<(), DaemonError> {
+    let out: Box<dyn Write + Send> = match file {
+        None => Box::new(std::io::stderr()),
+        Some(path) => {
+            if std::fs::metadata(path).is_ok_and(|m| m.len() > 4 << 20) {
+                let mut old = path.as_os_str().to_owned();
+                old.push(".1");
+                let _ = std::fs::rename(path, old);
+            }
+            Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o644)
+                    .open(path)
+                    .map_err(io(format!("open {}", path.display())))?,
+            )
+        }
+    };
+    if log::set_boxed_logger(Box::new(FileLogger {
+        level,
+        out: Mutex::new(out),
+    }))
+    .is_ok()
+    {
+        log::set_max_level(level);
+    }
+    Ok(())
+}
