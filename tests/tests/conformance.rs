@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cni_tests::{PluginCall, Sandbox, TestNetns, plugin_bin};
+use cni_tests::{PluginCall, Sandbox, TestNetns, bin_dir, plugin_bin};
 use serde_json::{Value, json};
 
 const VERSIONS: [&str; 4] = ["0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -19,15 +19,17 @@ const ALL_VERSIONS: [&str; 7] = [
 enum Subject {
     HostLocal,
     Loopback,
+    Bridge,
 }
 
-const SUBJECTS: [Subject; 2] = [Subject::HostLocal, Subject::Loopback];
+const SUBJECTS: [Subject; 3] = [Subject::HostLocal, Subject::Loopback, Subject::Bridge];
 
 impl Subject {
     fn bin(self) -> PathBuf {
         plugin_bin(match self {
             Subject::HostLocal => "host-local",
             Subject::Loopback => "loopback",
+            Subject::Bridge => "bridge",
         })
     }
 
@@ -35,6 +37,15 @@ impl Subject {
         match self {
             Subject::HostLocal => host_local_conf(version, data_dir, "10.77.0.0/24"),
             Subject::Loopback => json!({"cniVersion": version, "name": "lo", "type": "loopback"}),
+            Subject::Bridge => {
+                let mut conf = host_local_conf(version, data_dir, "10.77.0.0/24");
+                conf["type"] = json!("bridge");
+                conf["bridge"] = json!("cnf0");
+                conf["isGateway"] = json!(true);
+                conf["ipMasq"] = json!(true);
+                conf["dataDir"] = json!(data_dir.join("bridge"));
+                conf
+            }
         }
     }
 }
@@ -72,6 +83,7 @@ impl Case {
         self.sandbox
             .call(self.subject.bin(), command)
             .container(id, self.container.path_str(), "eth0")
+            .cni_path(bin_dir().to_str().unwrap())
             .stdin_json(&self.conf)
     }
 
@@ -95,6 +107,9 @@ impl Case {
             }
             Subject::Loopback => {
                 self.container.run(&["ip", "link", "set", "lo", "down"]);
+            }
+            Subject::Bridge => {
+                self.container.run(&["ip", "addr", "flush", "dev", "eth0"]);
             }
         }
     }
@@ -221,6 +236,12 @@ fn add_result_is_in_exactly_the_config_version() {
             assert!(ip["address"].is_string(), "{result}");
             let has_version = ip.get("version").is_some();
             assert_eq!(has_version, v != "1.0.0" && v != "1.1.0", "{v}: {result}");
+            if let Subject::Bridge = subject {
+                let ifaces = result["interfaces"].as_array().unwrap();
+                assert_eq!(ifaces.len(), 3, "{result}");
+                assert_eq!(ifaces[2]["sandbox"], case.container.path_str(), "{result}");
+                assert_eq!(ip["interface"], 2, "{result}");
+            }
             if let Subject::HostLocal = subject {
                 // An IPAM result names no interfaces.
                 assert!(result.get("interfaces").is_none(), "{result}");
@@ -283,12 +304,25 @@ fn del_succeeds_twice_without_prev_result_without_netns_and_after_the_netns_is_g
             drop(container);
             let orphan = PluginCall::new(subject.bin(), "DEL")
                 .in_netns(sandbox.host_path())
+                .cni_path(bin_dir().to_str().unwrap())
                 .container("c2", &gone, "eth0")
                 .stdin_json(&conf)
                 .run();
             orphan.assert_ok_empty();
             assert!(allocations(&sandbox.data_dir().join("conformance")).is_empty());
         }
+    }
+}
+
+#[test]
+fn add_fails_when_the_interface_already_exists_in_the_netns() {
+    for v in VERSIONS {
+        let case = Case::new(Subject::Bridge, v);
+        case.add("c1");
+        case.call("ADD", "c2")
+            .run()
+            .assert_error_containing(4, "already exists");
+        assert_eq!(case.allocations(), vec!["10.77.0.2"], "{v}");
     }
 }
 
@@ -366,12 +400,14 @@ fn gc_releases_what_is_not_valid_and_needs_1_1_0() {
         let old = Case::new(subject, "1.0.0");
         old.sandbox
             .call(subject.bin(), "GC")
+            .cni_path(bin_dir().to_str().unwrap())
             .stdin_json(&old.conf)
             .run()
             .assert_error(1);
         let new = Case::new(subject, "1.1.0");
         new.sandbox
             .call(subject.bin(), "GC")
+            .cni_path(bin_dir().to_str().unwrap())
             .stdin_json(&new.conf)
             .run()
             .assert_ok_empty();
@@ -385,6 +421,7 @@ fn status_reports_ready_exhausted_and_needs_1_1_0() {
         let status = |conf: &Value| {
             case.sandbox
                 .call(subject.bin(), "STATUS")
+                .cni_path(bin_dir().to_str().unwrap())
                 .stdin_json(conf)
                 .run()
         };
@@ -414,7 +451,7 @@ fn status_reports_ready_exhausted_and_needs_1_1_0() {
 fn unknown_cni_args_need_ignore_unknown() {
     for subject in SUBJECTS {
         let case = Case::new(subject, "1.0.0");
-        if let Subject::HostLocal = subject {
+        if let Subject::HostLocal | Subject::Bridge = subject {
             case.call("ADD", "c1")
                 .cni_args("FOO=bar")
                 .run()
