@@ -255,11 +255,10 @@ mod tests {
                 .iter()
                 .map(|s| {
                     let n: IpNetwork = s.parse().unwrap();
-                    let first = match n.network() {
+                    match n.network() {
                         IpAddr::V4(v) => IpAddr::V4((u32::from(v) + 1).into()),
                         IpAddr::V6(v) => IpAddr::V6((u128::from(v) + 1).into()),
-                    };
-                    first
+                    }
                 })
                 .collect(),
         }
