@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 ensure_cargo
 BIN_DIR=${CNI_BIN_DIR:-/opt/cni/bin}
 CONF_DIR=${CNI_CONF_DIR:-/etc/cni/net.d}
-PLUGINS=(host-local loopback)
+PLUGINS=()
+for manifest in plugins/*/Cargo.toml; do PLUGINS+=("$(basename "$(dirname "$manifest")")"); done
 
 build_release $(printf -- '-p %s ' "${PLUGINS[@]}")
 install -d "$BIN_DIR"
