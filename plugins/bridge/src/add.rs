@@ -116,6 +116,13 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &Config) -> Result<Link, Error> {
                 }
                 _ => {}
             }
+            // Gateway addresses need no duplicate detection (they would stay tentative for a
+            // second); without IPv6 the key is absent, which is fine.
+            let key = format!("ipv6/conf/{}/accept_dad", cfg.bridge);
+            match cni_netlink::set_sysctl(None, &key, "0") {
+                Err(e) if !e.is_not_found() => return Err(kernel_error(e)),
+                _ => {}
+            }
             nl.get_link(&cfg.bridge)
                 .map_err(kernel_error)?
                 .ok_or_else(|| Error::internal(format!("bridge {} vanished", cfg.bridge)))?

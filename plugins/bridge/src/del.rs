@@ -10,21 +10,37 @@ use cni_netlink::{MacAddr, NetNs, Netlink};
 use crate::config::MasqBackend;
 use crate::{AttachmentState, firewall, iptables, is_listed, kernel_error, state_dir};
 
+/// Every step runs even if an earlier one failed, so one missing piece cannot keep the others
+/// alive; the state file goes only when everything succeeded, for the runtime's retry.
 pub fn del(req: &Request) -> Result<(), Error> {
     let states = state_dir(req);
     let state: Option<AttachmentState> = states.load(req.container_id(), req.ifname());
-    if let Some(ipam) = &req.conf.ipam_type {
-        delegate::run(ipam, Command::Del, req)?;
-    }
-    delete_container_link(req)?;
     let ips = state
         .as_ref()
         .map(|s| s.ips.clone())
         .unwrap_or_else(|| prev_result_ips(req));
-    release_rules(req, state.as_ref(), &ips)?;
-    states
-        .remove(req.container_id(), req.ifname())
-        .map_err(|e| Error::io(e.to_string()))
+    let mut errors = Vec::new();
+    if let Some(ipam) = &req.conf.ipam_type
+        && let Err(e) = delegate::run(ipam, Command::Del, req)
+    {
+        errors.push(e);
+    }
+    if let Err(e) = delete_container_link(req) {
+        errors.push(e);
+    }
+    if let Err(e) = release_rules(req, state.as_ref(), &ips) {
+        errors.push(e);
+    }
+    match errors.len() {
+        0 => states
+            .remove(req.container_id(), req.ifname())
+            .map_err(|e| Error::io(e.to_string())),
+        1 => Err(errors.remove(0)),
+        _ => {
+            let msgs: Vec<String> = errors.iter().map(|e| e.msg.clone()).collect();
+            Err(Error::new(errors[0].code, msgs.join("; ")))
+        }
+    }
 }
 
 /// Deleting the container end deletes the pair. A missing netns or link is success.
