@@ -8,6 +8,7 @@
 //! drops. To add a row: write a `Row` in a new module and list it in [`all`]. A chain of
 //! plugins is run with [`crate::chain::Chain`] (see the loopback row).
 
+mod dns;
 mod floor;
 mod host_local;
 mod loopback;
@@ -99,6 +100,8 @@ pub fn all(params: Params) -> (Vec<Box<dyn Row>>, Vec<Derived>) {
         Box::new(empty),
         Box::new(full),
         Box::new(Loopback),
+        Box::new(dns::Dns::new(dns::Peer::Dnsmasq)),
+        Box::new(dns::Dns::new(dns::Peer::Aardvark)),
     ];
     (rows, derived)
 }

@@ -1,12 +1,13 @@
-//! `cni-dns`: the DNS sidecar. Started detached by the dnsname plugin when it is not running,
-//! or in the foreground by a service manager (conf/cni-dns.service).
+//! The `cni-dns` command line. The binary itself is built with the dnsname plugin
+//! (`plugins/dnsname/src/bin/cni-dns.rs`), so that building or installing the plugin always
+//! brings its sidecar; all of its code is here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cni_dns::server::{Options, run};
-use cni_dns::store::{DEFAULT_ROOT, Paths};
+use super::{Options, run};
+use crate::store::{DEFAULT_ROOT, Paths};
 
 const USAGE: &str = "\
 usage: cni-dns [options]
@@ -91,7 +92,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
     Ok(Some(opts))
 }
 
-fn main() -> ExitCode {
+/// Parses the arguments and runs the daemon.
+pub fn main() -> ExitCode {
     let opts = match parse(std::env::args().skip(1)) {
         Ok(Some(opts)) => opts,
         Ok(None) => {

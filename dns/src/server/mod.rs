@@ -7,6 +7,7 @@
 //! hickory-net's client for upstreams, and own the socket loops: a blocking thread per UDP
 //! socket and a bounded set of TCP connection tasks.
 
+pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod forward;
