@@ -20,6 +20,12 @@ fn comment(network: &str, container_id: &str) -> String {
     format!("name: \"{network}\" id: \"{container_id}\"")
 }
 
+/// An argument as iptables-restore reads it: in double quotes, `\` and `"` escaped (it knows
+/// no single quotes).
+fn quoted(arg: &str) -> String {
+    format!("\"{}\"", arg.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 fn restore(v6: bool, script: &str) -> Result<(), Error> {
     let tool = if v6 {
         "ip6tables-restore"
@@ -57,6 +63,7 @@ pub fn add(
 ) -> Result<(), Error> {
     let chain = chain_name(network, container_id);
     let comment = comment(network, container_id);
+    let quoted = quoted(&comment);
     for v6 in [false, true] {
         let mine: Vec<_> = ips.iter().filter(|(ip, _)| ip.is_ipv6() == v6).collect();
         if mine.is_empty() {
@@ -71,15 +78,15 @@ pub fn add(
         subnets.dedup();
         for net in subnets {
             script.push_str(&format!(
-                "-A {chain} -d {net} -j ACCEPT -m comment --comment '{comment}'\n"
+                "-A {chain} -d {net} -j ACCEPT -m comment --comment {quoted}\n"
             ));
         }
         script.push_str(&format!(
-            "-A {chain} ! -d {multicast} -j MASQUERADE -m comment --comment '{comment}'\n"
+            "-A {chain} ! -d {multicast} -j MASQUERADE -m comment --comment {quoted}\n"
         ));
         for (ip, _) in &mine {
             script.push_str(&format!(
-                "-A POSTROUTING -s {ip} -j {chain} -m comment --comment '{comment}'\n"
+                "-A POSTROUTING -s {ip} -j {chain} -m comment --comment {quoted}\n"
             ));
         }
         script.push_str("COMMIT\n");
@@ -92,6 +99,7 @@ pub fn add(
 pub fn del(network: &str, container_id: &str, ips: &[IpAddr]) -> Result<(), Error> {
     let chain = chain_name(network, container_id);
     let comment = comment(network, container_id);
+    let quoted = quoted(&comment);
     for v6 in [false, true] {
         if !chain_exists(v6, &chain) {
             continue;
@@ -112,7 +120,7 @@ pub fn del(network: &str, container_id: &str, ips: &[IpAddr]) -> Result<(), Erro
                 ],
             ) {
                 script.push_str(&format!(
-                    "-D POSTROUTING -s {ip} -j {chain} -m comment --comment '{comment}'\n"
+                    "-D POSTROUTING -s {ip} -j {chain} -m comment --comment {quoted}\n"
                 ));
             }
         }
