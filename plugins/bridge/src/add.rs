@@ -111,9 +111,7 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &Config) -> Result<Link, Error> {
                 mac: Some(MacAddr::random_local().map_err(kernel_error)?),
             };
             match nl.create_bridge(&cfg.bridge, &opts) {
-                Err(e) if !e.is_exists() => {
-                    return Err(kernel_error(e).context(format!("create bridge {}", cfg.bridge)));
-                }
+                Err(e) if !e.is_exists() => return Err(vlan_hint(cfg, e)),
                 _ => {}
             }
             // Gateway addresses need no duplicate detection (they would stay tentative for a
@@ -137,7 +135,7 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &Config) -> Result<Link, Error> {
     }
     if cfg.vlan_filtering() && bridge.vlan_filtering != Some(true) {
         nl.set_vlan_filtering(bridge.index, true)
-            .map_err(kernel_error)?;
+            .map_err(|e| vlan_hint(cfg, e))?;
     }
     if cfg.promisc && !bridge.is_promisc() {
         nl.set_promisc(bridge.index, true).map_err(kernel_error)?;
@@ -146,6 +144,19 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &Config) -> Result<Link, Error> {
         nl.set_link_up(bridge.index).map_err(kernel_error)?;
     }
     Ok(bridge)
+}
+
+/// A kernel built without bridge VLAN filtering refuses it with EOPNOTSUPP: name the keys
+/// that asked for it.
+fn vlan_hint(cfg: &Config, e: cni_netlink::Error) -> Error {
+    const EOPNOTSUPP: i32 = 95;
+    let unsupported = cfg.vlan_filtering() && e.errno() == Some(EOPNOTSUPP);
+    let err = kernel_error(e);
+    if unsupported {
+        err.context("vlan/vlanTrunk: this kernel has no bridge VLAN filtering")
+    } else {
+        err
+    }
 }
 
 /// Creates the pair with its container end directly in the container's netns. An existing
