@@ -54,6 +54,11 @@ impl Netlink {
         self.socket.request(msg, flags)
     }
 
+    /// The socket's descriptor, for a request sent by a forked child.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.raw_fd()
+    }
+
     /// Runs a dump, retrying if it is interrupted by concurrent changes.
     pub(crate) fn dump(&mut self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>> {
         self.socket.dump(msg)

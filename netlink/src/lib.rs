@@ -19,6 +19,7 @@ mod sysctl;
 #[cfg(test)]
 mod testutil;
 mod veth;
+mod vlan_links;
 
 pub use ipnetwork::IpNetwork;
 
@@ -39,3 +40,4 @@ pub use route::{
 };
 pub use sysctl::{get_sysctl, set_sysctl, set_sysctls, sysctl_path};
 pub use veth::VethOptions;
+pub use vlan_links::{ChildTarget, IpvlanOptions, MacvlanOptions};

@@ -74,6 +74,11 @@ where
         })
     }
 
+    /// The socket's descriptor.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Sends `msg` and waits for the kernel's acknowledgement. Returns the messages the
     /// kernel sent before it (the answer to a GET).
     pub(crate) fn request(&mut self, msg: M, flags: u16) -> Result<Vec<M>> {

@@ -1,0 +1,485 @@
+//! macvlan and ipvlan links: children of a master link, created directly in the namespace
+//! they are for (`IFLA_NET_NS_FD`) under a random temporary name and renamed there, so their
+//! final name never meets the names of the master's namespace. A child whose rename fails is
+//! deleted again.
+//!
+//! Also what tearing such a link down fast needs: the default-route link (the master used
+//! when none is named) and a deletion handed to a child process, because the kernel's
+//! unregistration of a link waits for RCU grace periods (10 to 30 ms on a small VM).
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, LinkAttribute, LinkInfo, LinkMessage,
+};
+
+use crate::address::IpFamily;
+use crate::error::{Error, Result};
+use crate::handle::Netlink;
+use crate::link::{IpvlanMode, Link, MacAddr, MacvlanMode, check_ifname, random_link_name};
+use crate::netns::NetNs;
+use crate::route::{RouteFilter, TABLE_MAIN};
+
+/// Prefix of the temporary name a child link is created under.
+const TMP_PREFIX: &str = "tmp";
+/// Prefix of the name a link being deleted in the background is moved to.
+const DYING_PREFIX: &str = "del";
+
+/// Options of a new macvlan (`ip link add ... type macvlan mode M [bcqueuelen N]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacvlanOptions {
+    pub mode: MacvlanMode,
+    /// The kernel's default (the master's MTU) if `None`.
+    pub mtu: Option<u32>,
+    /// Random if `None`. In passthru mode the kernel gives the link the master's address
+    /// whatever is asked.
+    pub mac: Option<MacAddr>,
+    /// Length of the broadcast queue requested for the master (kernel 5.11+); the kernel
+    /// uses the largest request of the master's macvlans. Its default (1000) if `None`.
+    pub bc_queue_len: Option<u32>,
+}
+
+impl Default for MacvlanOptions {
+    fn default() -> MacvlanOptions {
+        MacvlanOptions {
+            mode: MacvlanMode::Bridge,
+            mtu: None,
+            mac: None,
+            bc_queue_len: None,
+        }
+    }
+}
+
+/// Options of a new ipvlan (`ip link add ... type ipvlan mode M`). The mode belongs to the
+/// master: creating an ipvlan sets it for every ipvlan of the same master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpvlanOptions {
+    pub mode: IpvlanMode,
+    /// The kernel's default (the master's MTU) if `None`.
+    pub mtu: Option<u32>,
+}
+
+impl Default for IpvlanOptions {
+    fn default() -> IpvlanOptions {
+        IpvlanOptions {
+            mode: IpvlanMode::L2,
+            mtu: None,
+        }
+    }
+}
+
+/// Where a child link is created.
+pub enum ChildTarget<'a> {
+    /// The master's own namespace, the one the creating socket belongs to.
+    Here,
+    /// Another namespace, with a socket opened inside it (which does the rename).
+    Netns { ns: &'a NetNs, nl: &'a mut Netlink },
+}
+
+impl Netlink {
+    /// `ip link add TMP link MASTER [netns NS] type macvlan ...` then, inside the target
+    /// namespace, `ip link set TMP name NAME`. `master` is an ifindex of this socket's
+    /// namespace. Returns the new link as the target sees it, down.
+    ///
+    /// If `NAME` is taken in the target the rename fails with EEXIST
+    /// ([`Error::is_exists`]) and the temporary link is deleted: nothing is left behind.
+    /// The kernel refuses with EINVAL a second macvlan beside a passthru one (or a passthru
+    /// one beside others), and with EBUSY a master that already has another kind of
+    /// receive handler (an ipvlan master, a bridge port).
+    pub fn create_macvlan(
+        &mut self,
+        master: u32,
+        name: &str,
+        target: ChildTarget<'_>,
+        opts: &MacvlanOptions,
+    ) -> Result<Link> {
+        let mut data = vec![InfoMacVlan::Mode(opts.mode.to_raw().into())];
+        if let Some(len) = opts.bc_queue_len {
+            data.push(InfoMacVlan::BcQueueLen(len));
+        }
+        let info = vec![
+            LinkInfo::Kind(InfoKind::MacVlan),
+            LinkInfo::Data(InfoData::MacVlan(data)),
+        ];
+        self.create_child("macvlan", master, name, target, opts.mtu, opts.mac, info)
+    }
+
+    /// `ip link add TMP link MASTER [netns NS] type ipvlan mode M` then the rename, as
+    /// [`Netlink::create_macvlan`] does. A kernel without ipvlan refuses with EOPNOTSUPP.
+    /// ipvlans share their master's MAC address.
+    pub fn create_ipvlan(
+        &mut self,
+        master: u32,
+        name: &str,
+        target: ChildTarget<'_>,
+        opts: &IpvlanOptions,
+    ) -> Result<Link> {
+        let info = vec![
+            LinkInfo::Kind(InfoKind::IpVlan),
+            LinkInfo::Data(InfoData::IpVlan(vec![InfoIpVlan::Mode(
+                opts.mode.to_raw().into(),
+            )])),
+        ];
+        self.create_child("ipvlan", master, name, target, opts.mtu, None, info)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_child(
+        &mut self,
+        kind: &str,
+        master: u32,
+        name: &str,
+        target: ChildTarget<'_>,
+        mtu: Option<u32>,
+        mac: Option<MacAddr>,
+        info: Vec<LinkInfo>,
+    ) -> Result<Link> {
+        check_ifname(name)?;
+        let ns_fd = match &target {
+            ChildTarget::Here => None,
+            ChildTarget::Netns { ns, .. } => Some(ns.as_fd().as_raw_fd()),
+        };
+        let mut attempts = 0;
+        let tmp = loop {
+            let tmp = random_link_name(TMP_PREFIX)?;
+            let mut msg = LinkMessage::default();
+            msg.attributes.push(LinkAttribute::IfName(tmp.clone()));
+            msg.attributes.push(LinkAttribute::Link(master));
+            if let Some(fd) = ns_fd {
+                msg.attributes.push(LinkAttribute::NetNsFd(fd));
+            }
+            if let Some(mtu) = mtu {
+                msg.attributes.push(LinkAttribute::Mtu(mtu));
+            }
+            if let Some(mac) = mac {
+                msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+            }
+            msg.attributes.push(LinkAttribute::LinkInfo(info.clone()));
+            match self.create_link(msg) {
+                Ok(()) => break tmp,
+                // Only the random name can be taken; another one will do.
+                Err(e) if e.is_exists() && attempts < 2 => attempts += 1,
+                Err(e) => {
+                    return Err(e.during(format!("create {kind} {tmp} on master index {master}")));
+                }
+            }
+        };
+        let nl: &mut Netlink = match target {
+            ChildTarget::Here => self,
+            ChildTarget::Netns { nl, .. } => nl,
+        };
+        let mut link = nl.get_link(&tmp)?.ok_or_else(|| {
+            Error::protocol(format!("{kind} {tmp} vanished right after its creation"))
+        })?;
+        if let Err(e) = nl.rename_link(link.index, name) {
+            if let Err(del) = nl.delete_link(link.index) {
+                log::warn!("delete {kind} {tmp} after its rename failed: {del}");
+            }
+            return Err(e);
+        }
+        link.name = name.to_owned();
+        Ok(link)
+    }
+
+    /// The link of the first default route in the main table, IPv4 before IPv6 (the
+    /// master the reference plugins use when none is configured); `None` without one.
+    pub fn default_route_link(&mut self) -> Result<Option<Link>> {
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let filter = RouteFilter {
+                family: Some(family),
+                table: Some(TABLE_MAIN),
+                oif: None,
+            };
+            let routes = match self.list_routes(&filter) {
+                Ok(routes) => routes,
+                // A namespace that never had a route has no main table yet.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            let oif = routes
+                .into_iter()
+                .filter(|r| r.dst.prefix() == 0)
+                .find_map(|r| r.oif);
+            if let Some(oif) = oif {
+                return self.get_link(oif);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes link `index` out of service at once and deletes it without waiting for the
+    /// kernel: its addresses are removed and it is renamed out of the way (so its name is
+    /// free again when this returns), then a forked child process sends the deletion and
+    /// waits for it, while the caller goes on. Unregistering a link blocks its sender for
+    /// RCU grace periods (10 to 30 ms on a small VM); a CNI plugin need not make the
+    /// runtime wait for that.
+    ///
+    /// Falls back to an ordinary, waiting [`Netlink::delete_link`] when the link cannot be
+    /// renamed while up (kernels before 6.x answer EBUSY) or no child can be forked.
+    /// Returns whether a link was there. The child closes its standard streams at once,
+    /// so a runtime reading the caller's output is not kept waiting for it.
+    pub fn delete_link_detached(&mut self, index: u32) -> Result<bool> {
+        let what = || format!("delete link index {index}");
+        if self.get_link(index)?.is_none() {
+            return Ok(false);
+        }
+        let addresses = self.list_addresses(index).map_err(|e| e.during(what()))?;
+        for address in addresses {
+            self.delete_address(index, address.addr)
+                .map_err(|e| e.during(what()))?;
+        }
+        let dying = random_link_name(DYING_PREFIX)?;
+        match self.rename_link(index, &dying) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => {
+                log::debug!("{}: {e}; deleting in the foreground", what());
+                return self.delete_link(index);
+            }
+        }
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        let mut header = NetlinkHeader::default();
+        // No NLM_F_ACK: the child exits without reading the answer.
+        header.flags = NLM_F_REQUEST;
+        let mut packet = NetlinkMessage::new(
+            header,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(msg)),
+        );
+        packet.finalize();
+        let mut bytes = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut bytes);
+        if send_from_child(self.raw_fd(), &bytes) {
+            Ok(true)
+        } else {
+            self.delete_link(index)
+        }
+    }
+}
+
+/// Forks a child that sends `bytes` on netlink socket `fd` (the kernel handles a request
+/// within the send) and exits. Only async-signal-safe calls happen in the child, so this is
+/// sound in a multi-threaded process too. Returns false if the fork failed.
+fn send_from_child(fd: std::os::fd::RawFd, bytes: &[u8]) -> bool {
+    // SAFETY: fork() itself is always safe to call; the child below only makes
+    // async-signal-safe system calls on memory and descriptors it inherited, and leaves
+    // with _exit, running no destructor and no atexit handler.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => false,
+        0 => {
+            // SAFETY: see above.
+            unsafe {
+                libc::setsid();
+                for stdio in 0..=2 {
+                    libc::close(stdio);
+                }
+                libc::send(fd, bytes.as_ptr().cast(), bytes.len(), 0);
+                libc::_exit(0)
+            }
+        }
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::VethOptions;
+    use crate::testutil::{eventually, sandbox};
+
+    /// A veth end as the master: this kernel has no dummy links.
+    fn master(nl: &mut Netlink, ns: &NetNs, name: &str) -> Link {
+        let peer = format!("{name}p");
+        nl.create_veth(name, &peer, ns, &VethOptions::default())
+            .unwrap();
+        nl.set_link_up(name).unwrap();
+        nl.set_link_up(peer.as_str()).unwrap();
+        nl.get_link(name).unwrap().unwrap()
+    }
+
+    #[test]
+    fn macvlan_is_created_in_the_target_under_its_final_name() {
+        let Some((host_ns, mut host)) = sandbox() else {
+            return;
+        };
+        let m0 = master(&mut host, &host_ns, "m0");
+        let ctr_ns = NetNs::new_unnamed().unwrap();
+        let mut ctr = Netlink::in_netns(&ctr_ns).unwrap();
+        let mac: MacAddr = "02:00:00:00:00:42".parse().unwrap();
+        let opts = MacvlanOptions {
+            mode: MacvlanMode::Private,
+            mtu: Some(1400),
+            mac: Some(mac),
+            bc_queue_len: Some(500),
+        };
+        // The host has an eth0 too: no collision, the link never has that name here.
+        let _eth0 = master(&mut host, &host_ns, "eth0");
+        let target = ChildTarget::Netns {
+            ns: &ctr_ns,
+            nl: &mut ctr,
+        };
+        let link = host
+            .create_macvlan(m0.index, "eth0", target, &opts)
+            .unwrap();
+        assert_eq!(link.name, "eth0");
+        let seen = ctr.get_link("eth0").unwrap().unwrap();
+        assert_eq!(seen.index, link.index);
+        assert_eq!(seen.kind.as_deref(), Some("macvlan"));
+        assert_eq!(seen.macvlan_mode, Some(MacvlanMode::Private));
+        assert_eq!(seen.mtu, 1400);
+        assert_eq!(seen.mac, Some(mac));
+        assert_eq!(seen.link, Some(m0.index));
+        assert!(seen.link_netnsid.is_some(), "{seen:?}");
+        assert!(!seen.is_up());
+        // Only lo and eth0 in the container; no temporary name left on either side.
+        assert_eq!(ctr.list_links().unwrap().len(), 2);
+        assert!(
+            host.list_links()
+                .unwrap()
+                .iter()
+                .all(|l| !l.name.starts_with(TMP_PREFIX))
+        );
+    }
+
+    #[test]
+    fn a_taken_name_is_exists_and_leaves_nothing_behind() {
+        let Some((host_ns, mut host)) = sandbox() else {
+            return;
+        };
+        let m0 = master(&mut host, &host_ns, "m0");
+        let ctr_ns = NetNs::new_unnamed().unwrap();
+        let mut ctr = Netlink::in_netns(&ctr_ns).unwrap();
+        let opts = MacvlanOptions::default();
+        for _ in 0..2 {
+            let target = ChildTarget::Netns {
+                ns: &ctr_ns,
+                nl: &mut ctr,
+            };
+            let result = host.create_macvlan(m0.index, "eth0", target, &opts);
+            if let Err(e) = result {
+                assert!(e.is_exists(), "{e:?}");
+            }
+        }
+        assert_eq!(ctr.list_links().unwrap().len(), 2, "lo and one eth0");
+    }
+
+    #[test]
+    fn macvlan_in_the_masters_own_netns_and_kernel_refusals() {
+        let Some((host_ns, mut host)) = sandbox() else {
+            return;
+        };
+        let m0 = master(&mut host, &host_ns, "m0");
+        let passthru = MacvlanOptions {
+            mode: MacvlanMode::Passthru,
+            ..MacvlanOptions::default()
+        };
+        let link = host
+            .create_macvlan(m0.index, "mv0", ChildTarget::Here, &passthru)
+            .unwrap();
+        // passthru: the master's address.
+        assert_eq!(link.mac, m0.mac);
+        assert_eq!(link.macvlan_mode, Some(MacvlanMode::Passthru));
+        // A second macvlan beside a passthru one: EINVAL, nothing left.
+        let err = host
+            .create_macvlan(
+                m0.index,
+                "mv1",
+                ChildTarget::Here,
+                &MacvlanOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(err.errno(), Some(libc::EINVAL), "{err:?}");
+        assert_eq!(host.get_link("mv1").unwrap(), None);
+        // No such master.
+        let err = host
+            .create_macvlan(4242, "mv2", ChildTarget::Here, &MacvlanOptions::default())
+            .unwrap_err();
+        assert!(err.errno().is_some(), "{err:?}");
+        assert!(err.to_string().contains("master index 4242"), "{err}");
+    }
+
+    #[test]
+    fn ipvlan_or_eopnotsupp() {
+        let Some((host_ns, mut host)) = sandbox() else {
+            return;
+        };
+        let m0 = master(&mut host, &host_ns, "m0");
+        let ctr_ns = NetNs::new_unnamed().unwrap();
+        let mut ctr = Netlink::in_netns(&ctr_ns).unwrap();
+        let opts = IpvlanOptions {
+            mode: IpvlanMode::L3,
+            mtu: None,
+        };
+        let target = ChildTarget::Netns {
+            ns: &ctr_ns,
+            nl: &mut ctr,
+        };
+        match host.create_ipvlan(m0.index, "eth0", target, &opts) {
+            Ok(link) => {
+                let seen = ctr.get_link("eth0").unwrap().unwrap();
+                assert_eq!(seen.index, link.index);
+                assert_eq!(seen.kind.as_deref(), Some("ipvlan"));
+                assert_eq!(seen.ipvlan_mode, Some(IpvlanMode::L3));
+                // ipvlans share the master's MAC.
+                assert_eq!(seen.mac, m0.mac);
+            }
+            Err(e) => {
+                assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e:?}");
+                assert_eq!(ctr.list_links().unwrap().len(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn default_route_link_prefers_ipv4() {
+        let Some((host_ns, mut host)) = sandbox() else {
+            return;
+        };
+        assert_eq!(host.default_route_link().unwrap(), None);
+        let m0 = master(&mut host, &host_ns, "m0");
+        let m1 = master(&mut host, &host_ns, "m1");
+        host.add_address(m0.index, "10.1.0.2/24".parse().unwrap())
+            .unwrap();
+        let via_m1 = crate::Route::new("::/0".parse().unwrap(), None, Some(m1.index));
+        host.add_route(&via_m1).unwrap();
+        assert_eq!(host.default_route_link().unwrap().unwrap().name, "m1");
+        let via_m0 = crate::Route::new(
+            "0.0.0.0/0".parse().unwrap(),
+            Some("10.1.0.1".parse().unwrap()),
+            Some(m0.index),
+        );
+        host.add_route(&via_m0).unwrap();
+        assert_eq!(host.default_route_link().unwrap().unwrap().name, "m0");
+    }
+
+    #[test]
+    fn detached_delete_frees_the_name_at_once() {
+        let Some((host_ns, mut host)) = sandbox() else {
+            return;
+        };
+        let m0 = master(&mut host, &host_ns, "m0");
+        let link = host
+            .create_macvlan(
+                m0.index,
+                "mv0",
+                ChildTarget::Here,
+                &MacvlanOptions::default(),
+            )
+            .unwrap();
+        host.set_link_up(link.index).unwrap();
+        host.add_address(link.index, "10.2.0.2/24".parse().unwrap())
+            .unwrap();
+        assert!(host.delete_link_detached(link.index).unwrap());
+        // Gone under its name at once (renamed, or deleted in the foreground).
+        assert_eq!(host.get_link("mv0").unwrap(), None);
+        if let Some(dying) = host.get_link(link.index).unwrap() {
+            assert!(dying.name.starts_with(DYING_PREFIX), "{dying:?}");
+            assert!(host.list_addresses(link.index).unwrap().is_empty());
+        }
+        assert!(eventually(|| host.get_link(link.index).unwrap().is_none()));
+        assert!(!host.delete_link_detached(link.index).unwrap());
+    }
+}
