@@ -1,0 +1,145 @@
+//! The firewall plugin's configuration: the reference's keys (`backend`,
+//! `iptablesAdminChainName`, `firewalldZone`, `ingressPolicy`) and this suite's `dataDir`.
+
+use std::path::PathBuf;
+
+use cni::{Error, Request};
+use serde::{Deserialize, Serialize};
+
+/// Where per-attachment state and the lock live (cleared at boot, like the rules).
+pub const DEFAULT_DATA_DIR: &str = "/run/cni/firewall";
+/// The reference's admin chain.
+pub const DEFAULT_ADMIN_CHAIN: &str = "CNI-ADMIN";
+
+/// Which packet filter holds the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Nftables,
+    Iptables,
+}
+
+/// Who may open connections to the container (the reference's `ingressPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IngressPolicy {
+    /// Anyone (the default).
+    Open,
+    /// Not containers of other isolating bridges (Docker's network isolation).
+    SameBridge,
+    /// Like `same-bridge`, and not the containers of its own bridge either (Docker's
+    /// `enable_icc=false`).
+    Isolated,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub backend: Backend,
+    pub admin_chain: String,
+    pub ingress_policy: IngressPolicy,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    #[serde(default)]
+    backend: String,
+    #[serde(default)]
+    iptables_admin_chain_name: String,
+    #[serde(default)]
+    firewalld_zone: String,
+    #[serde(default)]
+    ingress_policy: String,
+    data_dir: Option<String>,
+}
+
+fn invalid(key: &str, msg: impl std::fmt::Display) -> Error {
+    Error::invalid_config(format!("{key}: {msg}"))
+}
+
+impl Config {
+    pub fn from_request(req: &Request) -> Result<Config, Error> {
+        let wire: Wire = req.conf.parse_as()?;
+        let backend = match wire.backend.as_str() {
+            "" | "nftables" => Backend::Nftables,
+            "iptables" => Backend::Iptables,
+            "firewalld" => {
+                log::info!(
+                    "backend \"firewalld\" (zone {:?}) is not supported: this plugin does not \
+                     talk to firewalld over D-Bus; using nftables, which firewalld's own \
+                     rules do not override (see the README)",
+                    if wire.firewalld_zone.is_empty() {
+                        "trusted"
+                    } else {
+                        &wire.firewalld_zone
+                    }
+                );
+                Backend::Nftables
+            }
+            other => {
+                return Err(invalid(
+                    "backend",
+                    format!("unknown backend {other:?}: use iptables, nftables or firewalld"),
+                ));
+            }
+        };
+        let admin_chain = if wire.iptables_admin_chain_name.is_empty() {
+            DEFAULT_ADMIN_CHAIN.to_string()
+        } else {
+            wire.iptables_admin_chain_name
+        };
+        // iptables' own limit; no whitespace or quotes, which would break the rule text.
+        if admin_chain.len() > 28
+            || admin_chain.starts_with('-')
+            || !admin_chain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "iptablesAdminChainName",
+                format!(
+                    "{admin_chain:?} is not a valid chain name (at most 28 of A-Z a-z 0-9 - _ .)"
+                ),
+            ));
+        }
+        let ingress_policy = match wire.ingress_policy.as_str() {
+            "" | "open" => IngressPolicy::Open,
+            "same-bridge" => IngressPolicy::SameBridge,
+            "isolated" => IngressPolicy::Isolated,
+            other => {
+                return Err(invalid(
+                    "ingressPolicy",
+                    format!("unknown ingress policy {other:?}: use open, same-bridge or isolated"),
+                ));
+            }
+        };
+        Ok(Config {
+            backend,
+            admin_chain,
+            ingress_policy,
+            data_dir: data_dir(wire.data_dir),
+        })
+    }
+
+    /// `dataDir` alone, for DEL and GC with a config that may no longer validate.
+    pub fn data_dir_of(req: &Request) -> PathBuf {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase")]
+        struct Only {
+            data_dir: Option<serde_json::Value>,
+        }
+        let only: Only = req.conf.parse_as().unwrap_or_default();
+        data_dir(match only.data_dir {
+            Some(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        })
+    }
+}
+
+fn data_dir(configured: Option<String>) -> PathBuf {
+    configured
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
