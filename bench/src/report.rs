@@ -219,7 +219,8 @@ impl Report {
             }
             let _ = writeln!(
                 s,
-                "(growth: each implementation's median with the store full / its median on the empty store)"
+                "(growth: each implementation's median with {} allocations or containers / its median with none)",
+                self.allocations
             );
         }
         for skipped in &self.skipped {

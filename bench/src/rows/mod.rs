@@ -8,6 +8,7 @@
 //! drops. To add a row: write a `Row` in a new module and list it in [`all`]. A chain of
 //! plugins is run with [`crate::chain::Chain`] (see the loopback row).
 
+mod bridge;
 mod dns;
 mod floor;
 mod host_local;
@@ -103,7 +104,7 @@ pub fn all(params: Params) -> (Vec<Box<dyn Row>>, Vec<Derived>) {
         Box::new(dns::Dns::new(dns::Peer::Dnsmasq)),
         Box::new(dns::Dns::new(dns::Peer::Aardvark)),
     ];
-    (rows, derived)
+    bridge::register(params, (rows, derived))
 }
 
 /// A container ID shaped like a real one (64 hex digits), distinct for each (`domain`, `n`).
