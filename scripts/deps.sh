@@ -4,7 +4,7 @@
 set -euo pipefail
 
 DEBIAN_PACKAGES=(iproute2 iptables nftables containernetworking-plugins busybox-static
-                 dnsutils procps psmisc util-linux iputils-ping)
+                 dnsutils procps psmisc util-linux iputils-ping qemu-system-x86)
 
 ensure_debian_packages() {
     local missing=()
