@@ -1,0 +1,238 @@
+//! ADD: the child link created in the container under a temporary name and renamed there,
+//! IPAM (or chained addresses), addresses and routes; each step undone if a later one fails.
+
+use cni::delegate::IpamLease;
+use cni::{CniResult, Error, Interface, IpConfig, Request, Route, Undo};
+use cni_netlink::{ChildTarget, IpvlanOptions, Link, MacvlanMode, MacvlanOptions, NetNs, Netlink};
+
+use crate::config::{Addressing, Config, Kind};
+use crate::{find_master, kernel_error, open_netns};
+
+pub fn add(req: &Request, cfg: &Config) -> Result<CniResult, Error> {
+    let ns = open_netns(req.netns())?;
+    let mut undo = Undo::new();
+    let (mut ctr, link) = create_link(req, cfg, &ns)?;
+    let (netns, index, kind) = (req.netns().to_string(), link.index, cfg.kind.name());
+    undo.push(format!("delete {kind} {}", link.name), move || {
+        NetNs::open(&netns)
+            .and_then(|ns| Netlink::in_netns(&ns))
+            .and_then(|mut nl| nl.delete_link(index).map(drop))
+            .map_err(|e| e.to_string())
+    });
+
+    // A chained plugin passes prevResult on with its own interface, addresses and routes
+    // added; the addresses and routes it applies are IPAM's, or with chained ipvlan those of
+    // prevResult.
+    let mut result = req.conf.prev_result.clone().unwrap_or_default();
+    result.interfaces.push(Interface {
+        name: link.name.clone(),
+        mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
+        mtu: Some(link.mtu),
+        sandbox: req.netns().to_string(),
+        ..Interface::default()
+    });
+    let ours = result.interfaces.len() - 1;
+    let mut lease = None;
+    let (first_ip, first_route) = match &cfg.addressing {
+        Addressing::Ipam(ipam) => {
+            let (l, r) = IpamLease::acquire(ipam, req)?;
+            lease = Some(l);
+            if r.ips.is_empty() {
+                return Err(Error::internal(format!("{ipam} returned no IP address")));
+            }
+            let firsts = (result.ips.len(), result.routes.len());
+            result.ips.extend(r.ips);
+            result.routes.extend(r.routes);
+            if !r.dns.is_empty() {
+                result.dns = r.dns;
+            }
+            firsts
+        }
+        Addressing::PrevResult => {
+            if result.ips.is_empty() {
+                return Err(Error::invalid_config(
+                    "ipam: not set, and prevResult has no address to apply",
+                ));
+            }
+            (0, 0)
+        }
+        Addressing::None => (result.ips.len(), result.routes.len()),
+    };
+    for ip in &mut result.ips[first_ip..] {
+        ip.interface = Some(ours);
+    }
+    configure(
+        &mut ctr,
+        &link,
+        &result.ips[first_ip..],
+        &result.routes[first_route..],
+    )?;
+    if let Some(dns) = &cfg.dns {
+        result.dns = dns.clone();
+    }
+    if let Some(lease) = lease {
+        lease.keep();
+    }
+    undo.commit();
+    Ok(result)
+}
+
+/// Finds the master, then in one trip into the container's netns creates the link there
+/// under a temporary name, renames it to CNI_IFNAME and sets its sysctls. Returns the
+/// container's socket and the link (down).
+fn create_link(req: &Request, cfg: &Config, ns: &NetNs) -> Result<(Netlink, Link), Error> {
+    let ifname = req.ifname();
+    let run = |host: Option<&mut Netlink>, ctr: &mut Netlink| -> Result<Link, Error> {
+        let link = match host {
+            Some(host) => {
+                let master = find_master(host, cfg)?;
+                let target = ChildTarget::Netns { ns, nl: ctr };
+                create(
+                    host,
+                    master.index,
+                    target,
+                    cfg,
+                    ifname,
+                    req.netns(),
+                    &master.name,
+                )?
+            }
+            None => {
+                let master = find_master(ctr, cfg)?;
+                create(
+                    ctr,
+                    master.index,
+                    ChildTarget::Here,
+                    cfg,
+                    ifname,
+                    req.netns(),
+                    &master.name,
+                )?
+            }
+        };
+        // As the reference: announce the addresses when they come (best effort: IPv6 may be
+        // disabled in the container).
+        for key in [
+            format!("ipv4/conf/{ifname}/arp_notify"),
+            format!("ipv6/conf/{ifname}/ndisc_notify"),
+        ] {
+            if let Err(e) = cni_netlink::set_sysctl(None, &key, "1") {
+                log::debug!("{key}: {e}");
+            }
+        }
+        Ok(link)
+    };
+    let (ctr, link) = if cfg.link_in_container {
+        Netlink::in_netns_with(ns, |ctr| Ok(run(None, ctr)))
+    } else {
+        let mut host = Netlink::host().map_err(kernel_error)?;
+        Netlink::in_netns_with(ns, |ctr| Ok(run(Some(&mut host), ctr)))
+    }
+    .map_err(kernel_error)?;
+    Ok((ctr, link?))
+}
+
+/// Creates the link through `nl` (the socket of the master's netns), naming what went
+/// wrong the way a user can act on.
+fn create(
+    nl: &mut Netlink,
+    master: u32,
+    target: ChildTarget<'_>,
+    cfg: &Config,
+    ifname: &str,
+    netns: &str,
+    master_name: &str,
+) -> Result<Link, Error> {
+    let created = match &cfg.kind {
+        Kind::Macvlan {
+            mode,
+            mac,
+            bc_queue_len,
+        } => {
+            let opts = MacvlanOptions {
+                mode: *mode,
+                mtu: cfg.mtu,
+                mac: *mac,
+                bc_queue_len: *bc_queue_len,
+            };
+            nl.create_macvlan(master, ifname, target, &opts)
+        }
+        Kind::Ipvlan { mode } => {
+            let opts = IpvlanOptions {
+                mode: *mode,
+                mtu: cfg.mtu,
+            };
+            nl.create_ipvlan(master, ifname, target, &opts)
+        }
+    };
+    let kind = cfg.kind.name();
+    created.map_err(|e| {
+        if e.is_exists() {
+            return Error::invalid_env(format!(
+                "CNI_IFNAME {ifname}: an interface of that name already exists in {netns}"
+            ));
+        }
+        let hint = match (e.errno(), &cfg.kind) {
+            (Some(libc::EOPNOTSUPP), Kind::Ipvlan { .. }) => {
+                return Error::not_available(format!(
+                    "this kernel has no ipvlan support (is the ipvlan module available? \
+                     `modprobe ipvlan`): {e}"
+                ));
+            }
+            (Some(libc::EINVAL), Kind::Macvlan { mode, .. }) if *mode == MacvlanMode::Passthru => {
+                " (passthru needs a master with no other macvlan)"
+            }
+            (Some(libc::EINVAL), Kind::Macvlan { .. }) => {
+                " (does the master already carry a macvlan in passthru mode?)"
+            }
+            (Some(libc::EBUSY), _) => {
+                " (the master already serves another kind of child link, or is a bridge port)"
+            }
+            _ => "",
+        };
+        Error::internal(format!("create {kind} on master {master_name}: {e}{hint}"))
+    })
+}
+
+/// Brings the link up and adds its addresses and routes.
+fn configure(
+    ctr: &mut Netlink,
+    link: &Link,
+    ips: &[IpConfig],
+    routes: &[Route],
+) -> Result<(), Error> {
+    ctr.set_link_up(link.index).map_err(kernel_error)?;
+    for ip in ips {
+        match ctr.add_address(link.index, ip.address) {
+            Err(e) if !e.is_exists() => {
+                return Err(kernel_error(e).context(format!("add {} to {}", ip.address, link.name)));
+            }
+            _ => {}
+        }
+    }
+    for route in routes {
+        add_route(ctr, link, route, ips)?;
+    }
+    Ok(())
+}
+
+fn add_route(ctr: &mut Netlink, link: &Link, route: &Route, ips: &[IpConfig]) -> Result<(), Error> {
+    let gw = route.gw.or_else(|| {
+        ips.iter()
+            .find(|ip| ip.address.is_ipv4() == route.dst.is_ipv4())
+            .and_then(|ip| ip.gateway)
+    });
+    let mut r = cni_netlink::Route::new(route.dst, gw, Some(link.index));
+    r.mtu = route.mtu;
+    r.advmss = route.adv_mss;
+    r.priority = route.priority;
+    if let Some(table) = route.table {
+        r.table = table;
+    }
+    match ctr.add_route(&r) {
+        Err(e) if !e.is_exists() => {
+            Err(kernel_error(e).context(format!("add route {} in the container", route.dst)))
+        }
+        _ => Ok(()),
+    }
+}
