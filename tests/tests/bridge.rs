@@ -718,6 +718,12 @@ fn isolated_bridges_do_not_reach_each_other() {
 /// Sends three pings from the container to its own MAC (a static neighbour for an address
 /// routed out of eth0) and returns how many came back to eth0: only a hairpin port sends a
 /// frame back where it came from.
+///
+/// A container reaching itself through a DNAT on the host would not show hairpin: the host
+/// routes the rewritten packet out of the bridge device, so the bridge forwards it from its
+/// own port, not back out of the one it came in on (hairpin matters there only with
+/// br_netfilter, which would mean loading a module on the machine). Reflecting a frame at
+/// L2 is what hairpin mode changes.
 fn reflected_frames(bed: &Bed, ctr: &TestNetns) -> u64 {
     let mac = mac_of(&eth0(ctr));
     ctr.run(&["ip", "route", "add", "198.51.100.7/32", "dev", "eth0"]);
@@ -1286,6 +1292,26 @@ fn gc_removes_the_rules_and_state_of_attachments_not_listed() {
         .assert_ok_empty();
     assert!(pings(&ctrs[0], "10.100.0.1"));
 
+    // Without a list, GC collects the attachments whose netns is gone (host-local, without
+    // a list, keeps its allocations: it cannot tell).
+    let orphan_ns = bed.sb.container();
+    let orphan = bed.add(&conf, "orphan", &orphan_ns);
+    drop(orphan_ns);
+    bed.sb
+        .call(bed.bins.join("bridge"), "GC")
+        .cni_path(bed.bins.to_str().unwrap())
+        .stdin_json(&conf)
+        .run()
+        .assert_ok_empty();
+    assert_eq!(bed.set("inet", "masq4"), vec![json!(ip_of(&results[0], 0))]);
+    assert_eq!(
+        bed.set("bridge", "spoofchk_ports"),
+        vec![json!(host_veth_of(&results[0]))]
+    );
+    assert_eq!(bed.states("del"), vec!["keep@eth0"]);
+    bed.with_prev("DEL", &conf, &orphan, "orphan", "")
+        .assert_ok_empty();
+
     // The runtime's own DELs of the collected ones still succeed.
     for (i, id) in ["drop1", "drop2"].iter().enumerate() {
         bed.with_prev("DEL", &conf, &results[i + 1], id, ctrs[i + 1].path_str())
@@ -1511,5 +1537,216 @@ fn a_vlan_on_a_kernel_without_vlan_filtering_fails_cleanly() {
         assert!(ctr.link("eth0").is_none());
         let links = links(&bed.host(&["ip", "-j", "link", "show"]));
         assert_eq!(links, vec!["lo"], "{extra}: links left");
+    }
+}
+
+// ---------------------------------------------------------------------------- other keys
+
+/// `portIsolation`: isolated ports do not reach each other, but still reach the gateway
+/// and ports that are not isolated.
+#[test]
+fn port_isolation_keeps_isolated_ports_apart() {
+    for v in VERSIONS {
+        let bed = Bed::new();
+        let isolated = bed.conf(
+            v,
+            "piso",
+            "br-piso",
+            &["10.106.0.0/24"],
+            json!({"isGateway": true, "portIsolation": true}),
+        );
+        let open = bed.conf(
+            v,
+            "piso",
+            "br-piso",
+            &["10.106.0.0/24"],
+            json!({"isGateway": true}),
+        );
+        let (c1, c2, c3) = (bed.sb.container(), bed.sb.container(), bed.sb.container());
+        let r1 = bed.add(&isolated, "c1", &c1);
+        bed.add(&isolated, "c2", &c2);
+        bed.add(&open, "c3", &c3);
+        let port: Value = serde_json::from_str(&bed.host(&[
+            "bridge",
+            "-d",
+            "-j",
+            "link",
+            "show",
+            "dev",
+            &host_veth_of(&r1),
+        ]))
+        .unwrap();
+        assert_eq!(port[0]["isolated"], true, "{v}: {port}");
+        assert!(pings(&c1, "10.106.0.1"), "{v}");
+        assert!(pings(&c2, "10.106.0.1"), "{v}");
+        assert!(
+            pings(&c1, "10.106.0.4"),
+            "{v}: an isolated port cannot reach an open one"
+        );
+        assert!(
+            !ping_once(&c1, "10.106.0.3"),
+            "{v}: isolated ports reached each other"
+        );
+        bed.with_prev("CHECK", &isolated, &r1, "c1", c1.path_str())
+            .assert_ok_empty();
+    }
+}
+
+#[test]
+fn promisc_mode_is_set_on_the_bridge_and_checked() {
+    for v in VERSIONS {
+        let bed = Bed::new();
+        let conf = bed.conf(
+            v,
+            "prom",
+            "br-prom",
+            &["10.107.0.0/24"],
+            json!({"promiscMode": true}),
+        );
+        let ctr = bed.sb.container();
+        let r = bed.add(&conf, "c1", &ctr);
+        let br = bed.host_link("br-prom").unwrap();
+        assert!(br["promiscuity"].as_u64().unwrap() >= 1, "{v}: {br}");
+        bed.with_prev("CHECK", &conf, &r, "c1", ctr.path_str())
+            .assert_ok_empty();
+        bed.host(&["ip", "link", "set", "br-prom", "promisc", "off"]);
+        bed.with_prev("CHECK", &conf, &r, "c1", ctr.path_str())
+            .assert_error_containing(103, "promisc");
+    }
+}
+
+/// `enabledad`: off by default (`accept_dad=0` in the container, as the reference does), on
+/// with `accept_dad=1` and `enhanced_dad=1`.
+#[test]
+fn enabledad_sets_the_containers_dad_sysctls() {
+    for v in VERSIONS {
+        for (enable, accept) in [(false, "0"), (true, "1")] {
+            let bed = Bed::new();
+            let conf = bed.conf(
+                v,
+                "dad",
+                "br-dad",
+                &["fd07::/64"],
+                json!({"enabledad": enable}),
+            );
+            let ctr = bed.sb.container();
+            bed.add(&conf, "c1", &ctr);
+            let get = |key: &str| {
+                ctr.run(&["sysctl", "-n", &format!("net.ipv6.conf.eth0.{key}")])
+                    .trim()
+                    .to_string()
+            };
+            assert_eq!(get("accept_dad"), accept, "{v} enabledad={enable}");
+            if enable {
+                assert_eq!(get("enhanced_dad"), "1", "{v}");
+            }
+            assert_eq!(
+                ctr.run(&["sysctl", "-n", "net.ipv4.conf.eth0.arp_notify"])
+                    .trim(),
+                "1",
+                "{v}"
+            );
+        }
+    }
+}
+
+/// Without IPAM the container gets an interface and nothing else (L2 only); CHECK works
+/// for it (the reference's CHECK fails on an L2 network); `disableContainerInterface` leaves
+/// the interface down.
+#[test]
+fn l2_only_networks_and_disable_container_interface() {
+    for v in VERSIONS {
+        let bed = Bed::new();
+        let mut l2 = bed.conf(v, "l2", "br-l2", &[], json!({}));
+        l2.as_object_mut().unwrap().remove("ipam");
+        let (c1, c2) = (bed.sb.container(), bed.sb.container());
+        let r1 = bed.add(&l2, "c1", &c1);
+        let r2 = bed.add(&l2, "c2", &c2);
+        assert!(r1.get("ips").is_none(), "{v}: {r1}");
+        assert_eq!(r1["interfaces"].as_array().unwrap().len(), 3, "{v}: {r1}");
+        assert!(addrs_of(&eth0(&c1)).is_empty(), "{v}");
+        assert!(
+            eth0(&c1)["flags"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("UP")),
+            "{v}"
+        );
+        // The runtime (or another plugin) addresses them: they share the segment.
+        c1.run(&["ip", "addr", "add", "192.168.7.1/24", "dev", "eth0"]);
+        c2.run(&["ip", "addr", "add", "192.168.7.2/24", "dev", "eth0"]);
+        assert!(pings(&c1, "192.168.7.2"), "{v}");
+        bed.with_prev("CHECK", &l2, &r1, "c1", c1.path_str())
+            .assert_ok_empty();
+        bed.with_prev("DEL", &l2, &r2, "c2", c2.path_str())
+            .assert_ok_empty();
+
+        let mut down = l2.clone();
+        down["disableContainerInterface"] = json!(true);
+        let c3 = bed.sb.container();
+        bed.add(&down, "c3", &c3);
+        assert_eq!(eth0(&c3)["operstate"], "DOWN", "{v}");
+        assert!(
+            !eth0(&c3)["flags"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("UP")),
+            "{v}"
+        );
+    }
+}
+
+/// The config's `dns` replaces what IPAM returned.
+#[test]
+fn dns_in_the_config_replaces_ipams() {
+    for v in VERSIONS {
+        let bed = Bed::new();
+        let dns =
+            json!({"nameservers": ["10.108.0.1"], "domain": "cni.test", "search": ["cni.test"]});
+        let conf = bed.conf(v, "dns", "br-dns", &["10.108.0.0/24"], json!({"dns": dns}));
+        let ctr = bed.sb.container();
+        let r = bed.add(&conf, "c1", &ctr);
+        assert_eq!(r["dns"], dns, "{v}: {r}");
+    }
+}
+
+/// Two interfaces of one container on one network: each has its own address, rules and
+/// state, and DEL of one leaves the other whole.
+#[test]
+fn two_interfaces_of_one_container_are_separate_attachments() {
+    for v in VERSIONS {
+        let bed = Bed::new();
+        let conf = full_conf(&bed, v, "nftables");
+        let ctr = bed.sb.container();
+        let call = |command: &str, ifname: &str, prev: Option<&Value>| {
+            let mut conf = conf.clone();
+            if let Some(prev) = prev {
+                conf["prevResult"] = prev.clone();
+            }
+            bed.sb
+                .call(bed.bins.join("bridge"), command)
+                .container("c1", ctr.path_str(), ifname)
+                .cni_path(bed.bins.to_str().unwrap())
+                .stdin_json(&conf)
+                .run()
+        };
+        let r0 = call("ADD", "eth0", None).assert_ok();
+        let r1 = call("ADD", "eth1", None).assert_ok();
+        assert_ne!(ip_of(&r0, 0), ip_of(&r1, 0), "{v}");
+        assert_eq!(bed.set("inet", "masq4").len(), 2, "{v}");
+        assert_eq!(bed.states("del"), vec!["c1@eth0", "c1@eth1"], "{v}");
+        call("DEL", "eth1", Some(&r1)).assert_ok_empty();
+        assert!(ctr.link("eth1").is_none(), "{v}");
+        assert_eq!(bed.set("inet", "masq4"), vec![json!(ip_of(&r0, 0))], "{v}");
+        assert_eq!(
+            bed.set("bridge", "spoofchk_ports"),
+            vec![json!(host_veth_of(&r0))],
+            "{v}"
+        );
+        assert_eq!(bed.states("del"), vec!["c1@eth0"], "{v}");
+        call("CHECK", "eth0", Some(&r0)).assert_ok_empty();
+        assert!(pings(&ctr, "10.100.0.1"), "{v}");
+        call("DEL", "eth0", Some(&r0)).assert_ok_empty();
+        bed.assert_nothing_left("del");
     }
 }
