@@ -1750,3 +1750,73 @@ fn two_interfaces_of_one_container_are_separate_attachments() {
         bed.assert_nothing_left("del");
     }
 }
+
+/// Concurrent ADDs on a fresh host race to create the bridge, the nftables structure and
+/// the gateway address: every one succeeds and gets its own address and rules.
+#[test]
+fn concurrent_adds_on_a_fresh_host_all_succeed() {
+    for backend in ["nftables", "iptables"] {
+        concurrent_adds(backend);
+    }
+}
+
+fn concurrent_adds(backend: &str) {
+    const N: usize = 8;
+    let bed = Bed::new();
+    let conf = full_conf(&bed, "1.1.0", backend);
+    let ctrs: Vec<TestNetns> = (0..N).map(|_| bed.sb.container()).collect();
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = ctrs
+            .iter()
+            .enumerate()
+            .map(|(i, ctr)| {
+                let (bed, conf) = (&bed, &conf);
+                s.spawn(move || bed.add(conf, &format!("c{i}"), ctr))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ips: Vec<String> = results.iter().map(|r| ip_of(r, 0)).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), N, "{ips:?}");
+    if backend == "nftables" {
+        assert_eq!(bed.set("inet", "masq4").len(), N);
+    } else {
+        let jumps = bed
+            .iptables_cni_rules()
+            .into_iter()
+            .filter(|r| r.starts_with("-A POSTROUTING"))
+            .count();
+        assert_eq!(jumps, 2 * N, "{:?}", bed.iptables_cni_rules());
+    }
+    assert_eq!(bed.set("bridge", "spoofchk_ports").len(), N);
+    assert_eq!(bed.states("del").len(), N);
+    assert_eq!(addrs_of(&bed.host_link("br-del").unwrap()).len(), 2);
+    for (i, (ctr, r)) in ctrs.iter().zip(&results).enumerate() {
+        bed.with_prev("CHECK", &conf, r, &format!("c{i}"), ctr.path_str())
+            .assert_ok_empty();
+    }
+    assert!(pings(&ctrs[0], &ip_of(&results[N - 1], 0)));
+    for (i, (ctr, r)) in ctrs.iter().zip(&results).enumerate() {
+        bed.with_prev("DEL", &conf, r, &format!("c{i}"), ctr.path_str())
+            .assert_ok_empty();
+    }
+    bed.assert_nothing_left("del");
+}
+
+/// DEL needs only the attachment's key: a config that no longer validates (here a VLAN ID
+/// out of range) still releases everything.
+#[test]
+fn del_with_a_config_that_no_longer_validates_still_cleans_up() {
+    let bed = Bed::new();
+    let conf = full_conf(&bed, "1.1.0", "nftables");
+    let ctr = bed.sb.container();
+    let r = bed.add(&conf, "c1", &ctr);
+    let mut broken = conf.clone();
+    broken["vlan"] = json!(5000);
+    bed.with_prev("DEL", &broken, &r, "c1", ctr.path_str())
+        .assert_ok_empty();
+    assert!(ctr.link("eth0").is_none());
+    bed.assert_nothing_left("del");
+}
