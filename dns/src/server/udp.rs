@@ -71,29 +71,51 @@ impl Drop for UdpListener {
     }
 }
 
+/// Messages taken (and replies sent) per system call: under load one `recvmmsg` returns what
+/// has queued up and one `sendmmsg` sends all the replies, instead of two calls per query.
+const BATCH: usize = 32;
+
 fn serve(socket: &Arc<UdpSocket>, stop: &AtomicBool, shared: &Arc<Shared>) {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
     // One byte more than we accept, to tell an oversized message from a full one.
-    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    let mut bufs = vec![0u8; BATCH * (MAX_MESSAGE + 1)];
     let mut snap = shared.snapshot();
     let mut generation = shared.generation();
+    let mut replies: Vec<(Vec<u8>, socket2::SockAddr)> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
-        let (len, src) = match socket.recv_from(&mut buf) {
-            Ok(got) => got,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
+        // SAFETY: zeroed sockaddr_storage, iovec and mmsghdr are valid initial values.
+        let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (i, chunk) in bufs.chunks_mut(MAX_MESSAGE + 1).enumerate().take(BATCH) {
+            iovs[i].iov_base = chunk.as_mut_ptr().cast();
+            iovs[i].iov_len = chunk.len();
+            msgs[i].msg_hdr.msg_name = std::ptr::addr_of_mut!(addrs[i]).cast();
+            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            msgs[i].msg_hdr.msg_iov = std::ptr::addr_of_mut!(iovs[i]);
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every pointer in `msgs` points into `addrs`, `iovs` and `bufs`, which outlive
+        // the call; the kernel writes at most the lengths given.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if !matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+            ) {
                 // ICMP errors of earlier sends surface here (ECONNREFUSED); never fatal.
                 log::debug!("udp receive: {e}");
-                continue;
             }
-        };
-        if len == 0 {
             continue;
         }
         let current = shared.generation();
@@ -101,25 +123,95 @@ fn serve(socket: &Arc<UdpSocket>, stop: &AtomicBool, shared: &Arc<Shared>) {
             snap = shared.snapshot();
             generation = current;
         }
-        let bytes = buf.get(..len).unwrap_or_default();
-        match shared.engine.handle(&snap, bytes, src, Protocol::Udp) {
-            Outcome::Reply(reply) => {
-                if let Err(e) = socket.send_to(&reply, src) {
-                    log::debug!("udp send to {src}: {e}");
+        replies.clear();
+        for i in 0..(n as usize).min(BATCH) {
+            let len = msgs[i].msg_len as usize;
+            let Some(src) = socket_addr(&addrs[i]) else {
+                continue;
+            };
+            let from = socket2::SockAddr::from(src);
+            let start = i * (MAX_MESSAGE + 1);
+            let Some(bytes) = bufs.get(start..start + len.min(MAX_MESSAGE + 1)) else {
+                continue;
+            };
+            if bytes.is_empty() {
+                continue;
+            }
+            match shared.engine.handle(&snap, bytes, src, Protocol::Udp) {
+                Outcome::Reply(reply) => replies.push((reply, from)),
+                Outcome::Forward(job) => {
+                    let (socket, shared2) = (socket.clone(), shared.clone());
+                    shared.runtime.spawn(async move {
+                        let listening = shared2.listening();
+                        if let Some(reply) = shared2.forwarder.forward(&job, &listening).await
+                            && let Err(e) = socket.send_to(&reply, src)
+                        {
+                            log::debug!("udp send to {src}: {e}");
+                        }
+                    });
                 }
+                Outcome::Drop => {}
             }
-            Outcome::Forward(job) => {
-                let (socket, shared2) = (socket.clone(), shared.clone());
-                shared.runtime.spawn(async move {
-                    let listening = shared2.listening();
-                    if let Some(reply) = shared2.forwarder.forward(&job, &listening).await
-                        && let Err(e) = socket.send_to(&reply, src)
-                    {
-                        log::debug!("udp send to {src}: {e}");
-                    }
-                });
+        }
+        send_all(fd, &replies);
+    }
+}
+
+/// The address the kernel wrote into a `sockaddr_storage`.
+fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is big
+            // and aligned enough for.
+            let sin = unsafe { &*std::ptr::from_ref(storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::from((
+                std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &*std::ptr::from_ref(storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Sends every reply with as few `sendmmsg` calls as the kernel allows; a reply the kernel
+/// refuses is skipped (UDP: the client asks again).
+fn send_all(fd: std::os::fd::RawFd, replies: &[(Vec<u8>, socket2::SockAddr)]) {
+    let mut sent = 0;
+    while sent < replies.len() {
+        let rest = &replies[sent..];
+        // SAFETY: zeroed iovec and mmsghdr are valid initial values.
+        let mut iovs: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; rest.len()];
+        let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; rest.len()];
+        for (i, (reply, to)) in rest.iter().enumerate() {
+            iovs[i].iov_base = reply.as_ptr() as *mut libc::c_void;
+            iovs[i].iov_len = reply.len();
+            msgs[i].msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+            msgs[i].msg_hdr.msg_namelen = to.len();
+            msgs[i].msg_hdr.msg_iov = std::ptr::addr_of_mut!(iovs[i]);
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: the pointers refer to `replies` and `iovs`, alive for the call; the kernel
+        // only reads them.
+        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), rest.len() as u32, 0) };
+        if n <= 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
             }
-            Outcome::Drop => {}
+            log::debug!("udp send: {e}");
+            sent += 1;
+        } else {
+            sent += n as usize;
         }
     }
 }
