@@ -237,14 +237,30 @@ impl Demo {
             a.network,
             describe(&a)
         ));
-        // What a runtime does with the result's DNS: the container's resolv.conf.
+        // What a runtime does with the result's DNS: the container's resolv.conf (the
+        // nameservers of all its networks).
         if !a.dns.nameservers.is_empty() {
-            let mut text = String::new();
+            let old = fetch::parse_resolv_conf(
+                &std::fs::read_to_string(&ctr.resolv_conf).unwrap_or_default(),
+            );
+            let mut servers: Vec<String> = old.nameservers.iter().map(|s| s.to_string()).collect();
+            let mut search = old.search;
             for ns in &a.dns.nameservers {
+                if !servers.contains(ns) {
+                    servers.push(ns.clone());
+                }
+            }
+            for s in &a.dns.search {
+                if !search.contains(s) {
+                    search.push(s.clone());
+                }
+            }
+            let mut text = String::new();
+            for ns in &servers {
                 text.push_str(&format!("nameserver {ns}\n"));
             }
-            if !a.dns.search.is_empty() {
-                text.push_str(&format!("search {}\n", a.dns.search.join(" ")));
+            if !search.is_empty() {
+                text.push_str(&format!("search {}\n", search.join(" ")));
             }
             std::fs::write(&ctr.resolv_conf, &text)?;
             self.say(&format!(
@@ -306,7 +322,7 @@ impl Demo {
         rc: Option<&Path>,
         url: &str,
     ) -> Result<()> {
-        self.cmd(&format!("({who}) wget -qO- {url}"));
+        self.cmd(&format!("(in {who}) cnictl demo-fetch {url}"));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match self.fetch_in(ctr_netns, rc, url, 3000)? {
@@ -326,7 +342,7 @@ impl Demo {
 
     /// Fetches and expects failure.
     fn expect_no_fetch(&self, who: &str, netns: &Path, rc: Option<&Path>, url: &str) -> Result<()> {
-        self.cmd(&format!("({who}) wget -qO- {url}"));
+        self.cmd(&format!("(in {who}) cnictl demo-fetch {url}"));
         match self.fetch_in(netns, rc, url, 2000)? {
             Ok(_) => Err(CliError::new(format!(
                 "{who} reached {url}, but networks should be isolated"
@@ -401,6 +417,10 @@ impl Demo {
         self.connect("app-net", &client, &client_path, Some("client"), &[], &[])?;
 
         self.step("The client reaches web-server by name");
+        self.say(
+            "(demo-fetch is a small HTTP client that resolves names through the container's \
+             resolv.conf, as the C library does; it stands in for wget/curl.)",
+        );
         self.expect_fetch(
             "client",
             &client.netns,

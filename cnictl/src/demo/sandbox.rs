@@ -4,16 +4,18 @@
 //! the sandbox down and exits.
 
 use std::fs::File;
+use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::os::fd::IntoRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
 use nix::unistd::Pid;
 
 use crate::error::{CliError, Result};
@@ -45,19 +47,44 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// The write end of the pipe the signal handler reports signals on.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::SeqCst);
+    let byte = sig as u8;
+    // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+    unsafe {
+        libc::write(fd, (&byte as *const u8).cast(), 1);
+    }
+}
+
 /// Routes SIGINT, SIGTERM and SIGHUP to a thread that tears the sandbox down and exits with
-/// 128 + the signal. Must be called before any other thread starts (the mask is inherited).
+/// 128 + the signal. The handler only writes the signal's number to a pipe; no signal is
+/// blocked, so the processes the demo starts get the usual signal mask.
 pub fn catch_signals() -> Result<()> {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.add(Signal::SIGHUP);
-    set.thread_block()
-        .map_err(|e| CliError::new(format!("cannot block signals: {e}")))?;
+    let (read, write) =
+        nix::unistd::pipe().map_err(|e| CliError::new(format!("cannot make a pipe: {e}")))?;
+    SIGNAL_PIPE.store(write.into_raw_fd(), Ordering::SeqCst);
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only calls write(2) (async-signal-safe).
+        unsafe { sigaction(sig, &action) }
+            .map_err(|e| CliError::new(format!("cannot catch {sig}: {e}")))?;
+    }
+    let mut read = File::from(read);
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let sig = set.wait().unwrap_or(Signal::SIGINT);
+            let mut byte = [0u8; 1];
+            let sig = match read.read_exact(&mut byte) {
+                Ok(()) => Signal::try_from(i32::from(byte[0])).unwrap_or(Signal::SIGINT),
+                Err(_) => return,
+            };
             INTERRUPTED.store(true, Ordering::SeqCst);
             eprintln!("\n{sig}: removing everything the demo made...");
             let mut reg = registry();
