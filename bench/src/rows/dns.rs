@@ -152,6 +152,8 @@ fn name(k: usize) -> String {
     format!("ctr{k:04}")
 }
 
+/// The peers and the load generator, installed from Debian when missing (as the other
+/// scripts install what they need).
 fn require_tools(peer: Peer) -> Result<()> {
     let need: &[(&str, &str)] = match peer {
         Peer::Dnsmasq => &[
@@ -160,12 +162,32 @@ fn require_tools(peer: Peer) -> Result<()> {
         ],
         Peer::Aardvark => &[("/usr/bin/dnsperf", "dnsperf"), (AARDVARK, "aardvark-dns")],
     };
-    for (path, package) in need {
-        if !Path::new(path).is_file() {
-            return Err(Error::msg(format!(
-                "{path} not found: install Debian's {package} (apt-get install dnsperf dnsmasq-base aardvark-dns)"
-            )));
+    let missing: Vec<&str> = need
+        .iter()
+        .filter(|(path, _)| !Path::new(path).is_file())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("installing Debian packages: {}", missing.join(" "));
+    let install = |update: bool| -> bool {
+        if update {
+            let _ = Command::new("apt-get").args(["update", "-qq"]).status();
         }
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install(false) && !install(true) {
+        return Err(Error::msg(format!(
+            "cannot install {} (apt-get install dnsperf dnsmasq-base aardvark-dns)",
+            missing.join(" ")
+        )));
     }
     Ok(())
 }
