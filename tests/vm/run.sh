@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh [TEST-DIR...]
 #
-# Runs the black-box tests that need a kernel this machine lacks (bridge VLAN filtering):
+# Runs the black-box tests that need a kernel this machine lacks (bridge VLAN filtering,
+# ipvlan, dummy links):
 # each tests/vm/<name>/test.sh boots in the test VM (../shared/vm/run-in-vm.sh, a Debian 6.1
 # kernel) with the plugins built as static release binaries beside it. Exits non-zero when a
 # test fails (or the VM does).
@@ -17,7 +18,7 @@ HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 RUN_IN_VM=${RUN_IN_VM:-$ROOT/../shared/vm/run-in-vm.sh}
 # The plugins every VM test finds on its PATH.
-PLUGINS=(bridge host-local loopback)
+PLUGINS=(bridge host-local loopback macvlan ipvlan)
 
 if [ ! -x "$RUN_IN_VM" ]; then
     echo "vm tests: $RUN_IN_VM not found (set RUN_IN_VM)" >&2
@@ -49,7 +50,7 @@ for dir in "${dirs[@]}"; do
     cp -a "$dir"/. "$carry/$name"/
     for p in "${PLUGINS[@]}"; do cp "$RELEASE_DIR/$p" "$carry/$name/"; done
     echo "== vm test $name"
-    if "$RUN_IN_VM" -m veth,bridge,8021q "$carry/$name"; then
+    if "$RUN_IN_VM" -m veth,bridge,8021q,dummy,macvlan,ipvlan "$carry/$name"; then
         echo "== vm test $name passed"
     else
         echo "== vm test $name FAILED" >&2
