@@ -379,7 +379,13 @@ fn configure_container(
     for ip in &result.ips {
         match ctr.add_address(index, ip.address) {
             Err(e) if !e.is_exists() => {
-                return Err(kernel_error(e).context(format!("add {} to {ifname}", ip.address)));
+                let mut err = kernel_error(e).context(format!("add {} to {ifname}", ip.address));
+                // The kernel takes any MTU from 68 for the link but no IPv6 below 1280.
+                if let Some(mtu) = cfg.mtu.filter(|m| *m < 1280 && ip.address.is_ipv6()) {
+                    err.msg
+                        .push_str(&format!(" (mtu {mtu}: IPv6 needs an mtu of at least 1280)"));
+                }
+                return Err(err);
             }
             _ => {}
         }
