@@ -1385,6 +1385,13 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
             let links = links(&bed.host(&["ip", "-j", "link", "show"]));
             assert_eq!(links, vec!["lo"], "{v} {extra}: links left");
         }
+        // A netns that does not exist is code 8; nothing is created.
+        let conf = bed.conf(v, "bad", "br-bad", &["10.101.0.0/24"], json!({}));
+        bed.call("ADD", &conf, "c1", "/run/netns/cnitest-no-such-netns")
+            .run()
+            .assert_error(8);
+        bed.assert_nothing_left("bad");
+        assert_eq!(links(&bed.host(&["ip", "-j", "link", "show"])), vec!["lo"]);
         // A bad MAC in CNI_ARGS is the runtime's error (code 4).
         let conf = bed.conf(v, "bad", "br-bad", &["10.101.0.0/24"], json!({}));
         bed.call("ADD", &conf, "c1", ctr.path_str())
@@ -1472,8 +1479,9 @@ fn an_mtu_the_kernel_refuses_for_ipv6_fails_the_add_and_undoes_it() {
         let ctr = bed.sb.container();
         let out = bed.call("ADD", &conf, "c1", ctr.path_str()).run();
         assert!(!out.success(), "{v}: {}", out.describe());
+        let msg = out.msg().unwrap();
         assert!(
-            out.msg().unwrap().contains("fd68::"),
+            msg.contains("fd68::") && msg.contains("mtu 1000"),
             "{v}: {}",
             out.describe()
         );
