@@ -42,6 +42,7 @@ pub struct RuntimeSandbox {
     /// The name of the cgroup parent of every container of this test.
     pub cgroup_parent: String,
     holder: Option<u32>,
+    holder_child: Option<std::process::Child>,
 }
 
 fn tool_exists(name: &str) -> bool {
@@ -96,6 +97,7 @@ impl RuntimeSandbox {
             dir,
             cgroup_parent,
             holder: None,
+            holder_child: None,
         }
     }
 
@@ -149,6 +151,7 @@ impl RuntimeSandbox {
             .expect("run unshare");
         let pid = child.id();
         self.holder = Some(pid);
+        self.holder_child = Some(child);
         let holder_ready = self.path("holder.ready");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !(holder_ready.exists() && ready.is_none_or(Path::exists)) {
@@ -271,6 +274,10 @@ impl Drop for RuntimeSandbox {
         // The holder, conmon, shims and the DNS sidecar live in the sandbox netns: the
         // TestNetns drop stops them by pid.
         self.host.stop_processes();
+        if let Some(mut child) = self.holder_child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
