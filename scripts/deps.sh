@@ -4,7 +4,8 @@
 set -euo pipefail
 
 DEBIAN_PACKAGES=(iproute2 iptables nftables containernetworking-plugins busybox-static
-                 dnsutils procps psmisc util-linux iputils-ping qemu-system-x86)
+                 dnsutils procps psmisc util-linux iputils-ping qemu-system-x86
+                 podman runc conmon containerd conntrack curl python3-venv)
 
 ensure_debian_packages() {
     local missing=()
