@@ -100,6 +100,7 @@ fn interface(link: &Link, sandbox: &str) -> Interface {
 /// Finds or creates the bridge, with vlan filtering and promiscuity as configured.
 fn ensure_bridge(nl: &mut Netlink, cfg: &Config) -> Result<Link, Error> {
     let existing = nl.get_link(&cfg.bridge).map_err(kernel_error)?;
+    let pre_existing = existing.is_some();
     let bridge = match existing {
         Some(link) => link,
         None => {
@@ -132,6 +133,12 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &Config) -> Result<Link, Error> {
             cfg.bridge,
             bridge.kind.as_deref().unwrap_or("device of unknown kind")
         )));
+    }
+    // A bridge made by someone else may still take the lowest MAC of its ports, which
+    // changes as containers come and go (and CHECK compares it): setting its MAC to itself
+    // pins it, as the reference does.
+    if pre_existing && let Some(mac) = bridge.mac {
+        nl.set_mac(bridge.index, mac).map_err(kernel_error)?;
     }
     if cfg.vlan_filtering() && bridge.vlan_filtering != Some(true) {
         nl.set_vlan_filtering(bridge.index, true)
