@@ -1838,3 +1838,33 @@ fn reference_parity_mtu_mac_and_default_gateway() {
     mac_case(Impl::Reference, REFERENCE_VERSION);
     default_gateway_case(Impl::Reference, REFERENCE_VERSION);
 }
+
+/// A bridge that existed before the plugin (made by an admin) keeps one MAC as containers
+/// come and go, so CHECK of an early container still matches its ADD result (a bridge
+/// left alone takes the lowest MAC of its ports).
+#[test]
+fn a_pre_existing_bridge_keeps_its_mac_as_ports_come_and_go() {
+    for v in VERSIONS {
+        let bed = Bed::new();
+        bed.host(&["ip", "link", "add", "br-pre", "type", "bridge"]);
+        let conf = bed.conf(
+            v,
+            "pre",
+            "br-pre",
+            &["10.109.0.0/24"],
+            json!({"isGateway": true}),
+        );
+        let ctrs: Vec<TestNetns> = (0..6).map(|_| bed.sb.container()).collect();
+        let results: Vec<Value> = ctrs
+            .iter()
+            .enumerate()
+            .map(|(i, ctr)| bed.add(&conf, &format!("c{i}"), ctr))
+            .collect();
+        let mac = mac_of(&bed.host_link("br-pre").unwrap());
+        for (i, (ctr, r)) in ctrs.iter().zip(&results).enumerate() {
+            assert_eq!(r["interfaces"][0]["mac"], mac, "{v}: c{i}");
+            bed.with_prev("CHECK", &conf, r, &format!("c{i}"), ctr.path_str())
+                .assert_ok_empty();
+        }
+    }
+}
