@@ -239,7 +239,7 @@ fn netns_of(arg: &str) -> Result<Option<PathBuf>> {
         path
     };
     cni_netlink::NetNs::open(&path).map_err(|e| {
-        let hint = if path.exists() {
+        let hint = if std::fs::symlink_metadata(&path).is_ok() {
             "give the PID of a process in the container, or a path such as /run/netns/NAME"
         } else {
             "create it first (`ip netns add NAME` makes /run/netns/NAME), or give a PID"
@@ -276,6 +276,13 @@ pub fn resolve_container(arg: &str, known: &[Attachment]) -> Result<Container> {
         ));
     };
     let id = netns_id(&path);
+    // Never the host's own namespace (a PID of a host process, /proc/1/ns/net...).
+    if id.is_some() && id == netns_id(Path::new("/proc/self/ns/net")) {
+        return Err(CliError::new(format!(
+            "{arg:?} is in cnictl's own network namespace, not a container's"
+        ))
+        .hint("give the PID of a process inside the container, or its netns path"));
+    }
     // The same namespace already connected elsewhere (by another path) keeps its identity.
     if let Some(a) = known.iter().find(|a| {
         id.is_some()
@@ -352,6 +359,16 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
     let network = find_network(&env.conf_dir, &o.network)?;
     let known = all_attachments(env)?;
     let ctr = resolve_container(&o.container, &known)?;
+    if let Some(exec) = &env.exec_netns
+        && ctr.netns_id.is_some()
+        && ctr.netns_id == netns_id(exec)
+    {
+        return Err(CliError::new(format!(
+            "{:?} is the namespace the plugins run in (the host), not a container's",
+            o.container
+        ))
+        .hint("give the PID of a process inside the container, or its netns path"));
+    }
 
     if let Some(a) = known
         .iter()
@@ -675,5 +692,10 @@ mod tests {
         assert!(e.msg.contains("cannot use"), "{e}");
         let e = resolve_container("/proc/self/status", &[]).unwrap_err();
         assert!(e.msg.contains("cannot use"), "{e}");
+        let own = std::process::id().to_string();
+        let e = resolve_container(&own, &[]).unwrap_err();
+        assert!(e.msg.contains("own network namespace"), "{e}");
+        let e = resolve_container("/proc/self/ns/net", &[]).unwrap_err();
+        assert!(e.msg.contains("own network namespace"), "{e}");
     }
 }
