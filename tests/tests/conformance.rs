@@ -20,9 +20,17 @@ enum Subject {
     HostLocal,
     Loopback,
     Bridge,
+    Firewall,
+    Tuning,
 }
 
-const SUBJECTS: [Subject; 3] = [Subject::HostLocal, Subject::Loopback, Subject::Bridge];
+const SUBJECTS: [Subject; 5] = [
+    Subject::HostLocal,
+    Subject::Loopback,
+    Subject::Bridge,
+    Subject::Firewall,
+    Subject::Tuning,
+];
 
 impl Subject {
     fn bin(self) -> PathBuf {
@@ -30,6 +38,8 @@ impl Subject {
             Subject::HostLocal => "host-local",
             Subject::Loopback => "loopback",
             Subject::Bridge => "bridge",
+            Subject::Firewall => "firewall",
+            Subject::Tuning => "tuning",
         })
     }
 
@@ -44,6 +54,24 @@ impl Subject {
                 conf["isGateway"] = json!(true);
                 conf["ipMasq"] = json!(true);
                 conf["dataDir"] = json!(data_dir.join("bridge"));
+                conf
+            }
+            // Chained plugins: the result of a main plugin comes as prevResult.
+            Subject::Firewall | Subject::Tuning => {
+                let name = if let Subject::Firewall = self {
+                    "firewall"
+                } else {
+                    "tuning"
+                };
+                let mut conf = json!({
+                    "cniVersion": version, "name": "conformance", "type": name,
+                    "dataDir": data_dir.join(name),
+                    "prevResult": {"cniVersion": version, "interfaces": [{"name": "eth0"}],
+                                   "ips": [{"address": "10.77.0.9/24", "interface": 0}]}
+                });
+                if let Subject::Tuning = self {
+                    conf["mtu"] = json!(1400);
+                }
                 conf
             }
         }
@@ -71,8 +99,15 @@ impl Case {
     fn new(subject: Subject, version: &str) -> Case {
         let sandbox = Sandbox::new();
         let conf = subject.conf(version, &sandbox.data_dir());
+        let container = sandbox.container();
+        if let Subject::Tuning = subject {
+            // tuning changes the interface a main plugin created: a veth pair stands in.
+            container.run(&[
+                "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "p0",
+            ]);
+        }
         Case {
-            container: sandbox.container(),
+            container,
             sandbox,
             subject,
             conf,
@@ -104,6 +139,21 @@ impl Case {
                 let ip = result["ips"][0]["address"].as_str().unwrap();
                 let ip = ip.split('/').next().unwrap();
                 std::fs::remove_file(self.sandbox.data_dir().join("conformance").join(ip)).unwrap();
+            }
+            Subject::Firewall => {
+                self.sandbox.host_run(&[
+                    "nft",
+                    "delete",
+                    "element",
+                    "inet",
+                    "cni_firewall",
+                    "allow4",
+                    "{ 10.77.0.9 }",
+                ]);
+            }
+            Subject::Tuning => {
+                self.container
+                    .run(&["ip", "link", "set", "eth0", "mtu", "1300"]);
             }
             Subject::Loopback => {
                 self.container.run(&["ip", "link", "set", "lo", "down"]);

@@ -339,16 +339,26 @@ fn bad_input_is_a_clear_error() {
     let mut unchained = chained_conf(&host, json!({}));
     unchained.as_object_mut().unwrap().remove("prevResult");
     call(&unchained).assert_error_containing(7, "prevResult");
-    let mut old = chained_conf(&host, json!({}));
-    old["cniVersion"] = json!("0.3.1");
-    old["prevResult"]["cniVersion"] = json!("0.3.1");
-    call(&old).assert_error(1);
     // ingressPolicy needs the bridge in prevResult.
     let mut no_bridge = chained_conf(&host, json!({"ingressPolicy": "same-bridge"}));
     no_bridge["prevResult"]["interfaces"] = json!([]);
     call(&no_bridge).assert_error_containing(7, "bridge");
     // Nothing was added by any of these.
     assert!(!host.nft().contains("10.91.0.7"));
+    // Unlike the reference (0.4.0 and later), 0.3.x configs work: DEL needs no prevResult.
+    let mut old = chained_conf(&host, json!({}));
+    old["cniVersion"] = json!("0.3.1");
+    old["prevResult"]["cniVersion"] = json!("0.3.1");
+    let out = call(&old).assert_ok();
+    assert_eq!(out["ips"][0]["version"], "4");
+    old.as_object_mut().unwrap().remove("prevResult");
+    host.sandbox
+        .call(plugin_bin("firewall"), "DEL")
+        .container("c1", ctr.path_str(), "eth0")
+        .stdin_json(&old)
+        .run()
+        .assert_ok_empty();
+    assert!(!host.nft().contains("10.91.0.7"), "{}", host.nft());
 }
 
 #[test]

@@ -27,14 +27,6 @@ pub use config::{Backend, Config, DEFAULT_DATA_DIR, IngressPolicy};
 pub struct Firewall;
 
 impl Plugin for Firewall {
-    /// Like the reference, the plugin needs `prevResult`, so CHECK (0.4.0) is its floor.
-    fn versions(&self) -> &'static [cni::Version] {
-        &[
-            cni::Version::V0_4_0,
-            cni::Version::V1_0_0,
-            cni::Version::V1_1_0,
-        ]
-    }
     fn add(&self, req: &Request) -> Result<CniResult, Error> {
         add(req)
     }
