@@ -2,9 +2,12 @@
 //! namespace behind the sandbox host (masquerade with nftables and iptables), isolation
 //! between two bridges, hairpin, MAC spoof check, MTU, the three MAC sources, gateways and
 //! forceAddress, CHECK noticing each removed piece, DEL and GC cleaning up masquerade and
-//! spoof check entries whatever the runtime still passes, and bad input leaving nothing
-//! behind. Our plugin runs at cniVersion 0.4.0 and 1.1.0; the traffic scenarios the reference
-//! bridge (1.1.1, up to 1.0.0) supports run with it too, on the same config, for parity.
+//! spoof check entries whatever the runtime still passes, bad input leaving nothing behind,
+//! the remaining keys (portIsolation, promiscMode, enabledad, L2 only,
+//! disableContainerInterface, dns) and concurrent ADDs on a fresh host. Our plugin runs at
+//! cniVersion 0.4.0 and 1.1.0; the scenarios the reference bridge (1.1.1, up to 1.0.0)
+//! supports (traffic, masquerade, hairpin, mtu, MAC, gateway) run with it too, on the same
+//! config, for parity.
 //!
 //! VLANs need bridge VLAN filtering, which this machine's kernel lacks: they are tested in a
 //! VM by `tests/vm/bridge-vlan/test.sh` (`tests/vm/run.sh`). Here only the clean failure of a
