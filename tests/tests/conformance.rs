@@ -22,12 +22,14 @@ enum Subject {
     Bridge,
     Firewall,
     Tuning,
+    Macvlan,
 }
 
-const SUBJECTS: [Subject; 5] = [
+const SUBJECTS: [Subject; 6] = [
     Subject::HostLocal,
     Subject::Loopback,
     Subject::Bridge,
+    Subject::Macvlan,
     Subject::Firewall,
     Subject::Tuning,
 ];
@@ -40,6 +42,7 @@ impl Subject {
             Subject::Bridge => "bridge",
             Subject::Firewall => "firewall",
             Subject::Tuning => "tuning",
+            Subject::Macvlan => "macvlan",
         })
     }
 
@@ -74,6 +77,22 @@ impl Subject {
                 }
                 conf
             }
+            Subject::Macvlan => {
+                let mut conf = host_local_conf(version, data_dir, "10.77.0.0/24");
+                conf["type"] = json!("macvlan");
+                conf["master"] = json!("cnfm0");
+                conf
+            }
+        }
+    }
+
+    /// What the sandbox host needs first: macvlan's master, a veth end (no dummy here).
+    fn prepare(self, sandbox: &Sandbox) {
+        if let Subject::Macvlan = self {
+            sandbox.host_run(&[
+                "ip", "link", "add", "cnfm0", "type", "veth", "peer", "name", "cnfm1",
+            ]);
+            sandbox.host_run(&["ip", "link", "set", "cnfm0", "up"]);
         }
     }
 }
@@ -98,6 +117,7 @@ struct Case {
 impl Case {
     fn new(subject: Subject, version: &str) -> Case {
         let sandbox = Sandbox::new();
+        subject.prepare(&sandbox);
         let conf = subject.conf(version, &sandbox.data_dir());
         let container = sandbox.container();
         if let Subject::Tuning = subject {
@@ -158,7 +178,7 @@ impl Case {
             Subject::Loopback => {
                 self.container.run(&["ip", "link", "set", "lo", "down"]);
             }
-            Subject::Bridge => {
+            Subject::Bridge | Subject::Macvlan => {
                 self.container.run(&["ip", "addr", "flush", "dev", "eth0"]);
             }
         }
@@ -366,13 +386,15 @@ fn del_succeeds_twice_without_prev_result_without_netns_and_after_the_netns_is_g
 
 #[test]
 fn add_fails_when_the_interface_already_exists_in_the_netns() {
-    for v in VERSIONS {
-        let case = Case::new(Subject::Bridge, v);
-        case.add("c1");
-        case.call("ADD", "c2")
-            .run()
-            .assert_error_containing(4, "already exists");
-        assert_eq!(case.allocations(), vec!["10.77.0.2"], "{v}");
+    for subject in [Subject::Bridge, Subject::Macvlan] {
+        for v in VERSIONS {
+            let case = Case::new(subject, v);
+            case.add("c1");
+            case.call("ADD", "c2")
+                .run()
+                .assert_error_containing(4, "already exists");
+            assert_eq!(case.allocations(), vec!["10.77.0.2"], "{v}");
+        }
     }
 }
 
@@ -501,7 +523,7 @@ fn status_reports_ready_exhausted_and_needs_1_1_0() {
 fn unknown_cni_args_need_ignore_unknown() {
     for subject in SUBJECTS {
         let case = Case::new(subject, "1.0.0");
-        if let Subject::HostLocal | Subject::Bridge = subject {
+        if let Subject::HostLocal | Subject::Bridge | Subject::Macvlan = subject {
             case.call("ADD", "c1")
                 .cni_args("FOO=bar")
                 .run()

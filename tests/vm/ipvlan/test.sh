@@ -201,6 +201,34 @@ run DEL f "$CHAINED" "$rf" >/dev/null
 run DEL s "$L3S" "$rs" >/dev/null
 check "no address left anywhere" sh -c "! ls $STATE/ipam/*/ 2>/dev/null | grep -q '^10\.'"
 
+echo "# the conformance checklist's plugin-specific items, in every version"
+out=$(printf '{"cniVersion":"1.0.0"}' | CNI_COMMAND=VERSION "$PWD/ipvlan")
+check "VERSION lists 0.1.0 to 1.1.0" contains "$out" '"supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]'
+for v in 0.3.1 0.4.0 1.0.0 1.1.0; do
+    conf=$(printf '{"cniVersion":"%s","name":"vers","type":"ipvlan","master":"m2"%s' "$v" "$(ipam 10.87.0.0/24)")
+    r=$(add "v$v" "$conf")
+    check "$v: result in $v" contains "$r" "\"cniVersion\":\"$v\""
+    case $v in
+    0.*) check "$v: ips[].version" contains "$r" '"version":"4"' ;;
+    *) check "$v: no ips[].version" sh -c "! echo '$r' | grep -q '\"version\"'" ;;
+    esac
+    out=$(run CHECK "v$v" "$conf" "$r")
+    case $v in
+    0.3.1) check "$v: CHECK is code 1" code_is "$out" 1 ;;
+    *) check "$v: CHECK" test -z "$out" ;;
+    esac
+    out=$(run GC "v$v" "$conf")
+    case $v in
+    1.1.0) check "$v: GC" test -z "$out" ;;
+    *) check "$v: GC is code 1" code_is "$out" 1 ;;
+    esac
+    check "$v: DEL" run DEL "v$v" "$conf" "$r"
+    check "$v: DEL again" run DEL "v$v" "$conf" "$r"
+done
+check "every version: addresses released" no_allocations vers
+out=$(printf '%s}' "$L2" | CNI_COMMAND=ADD CNI_CONTAINERID=x CNI_IFNAME=eth0 "$PWD/ipvlan")
+check "ADD without CNI_NETNS: 4" code_is "$out" 4 CNI_NETNS
+
 echo "# the mode belongs to the master"
 ra=$(add a2 "$L2")
 check "an l3 network on the l2 master m2 switches its existing ipvlans too" sh -c \
