@@ -499,8 +499,14 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
     };
     let cni = env.cni();
     if let Err(e) = cni.add_network_list(&network.list, &rt) {
-        // ADD is followed by DEL even when it failed (the spec), so nothing stays half-made.
-        let cleanup = cni.del_network_list(&network.list, &rt).err();
+        // ADD is followed by DEL even when it failed (the spec), so nothing stays half-made;
+        // unless it failed before any plugin ran (a missing plugin, a version mismatch).
+        let ran = matches!(e, libcni::Error::Plugin { .. });
+        let cleanup = if ran {
+            cni.del_network_list(&network.list, &rt).err()
+        } else {
+            None
+        };
         let mut err =
             CliError::from(e).context(format!("cannot connect {name} to {}", network.name));
         if let Some(c) = cleanup {

@@ -899,6 +899,20 @@ fn connect_refuses_bad_input_and_leaves_nothing() {
         e.contains("hint: write it as HOSTPORT:CONTAINERPORT"),
         "{e}"
     );
+    // Plugins missing: refused before anything runs, with what to do.
+    let empty = ctl.sb.dir().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = ctl
+        .command(&["connect", "n1", p, "--name", "a"])
+        .env("CNI_PATH", &empty)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(e.contains("failed to find plugin"), "{e}");
+    assert!(e.contains("hint: install the plugins"), "{e}");
+    assert!(!e.contains("cleaning up"), "{e}");
+    assert!(ctl.cache_files().is_empty());
     // A plugin that fails during ADD: DEL runs, nothing stays.
     let mut conf: Value =
         serde_json::from_slice(&std::fs::read(ctl.sb.conf_dir().join("n1.conflist")).unwrap())
