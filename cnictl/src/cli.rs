@@ -43,6 +43,7 @@ pub struct Cli {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Network config directory [env: NETCONFPATH]
     #[arg(long, global = true, value_name = "DIR")]
@@ -97,6 +98,7 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Disconnect a container from a network
     Disconnect {
+        /// Network name
         network: String,
         /// Name, container ID, PID, netns path or `ip netns` name
         container: String,
@@ -114,6 +116,7 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ConnectArgs {
+    /// Network name
     pub network: String,
     /// Netns path, PID, `ip netns` name, or the name of a container already connected
     pub container: String,
