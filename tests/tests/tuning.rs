@@ -108,6 +108,10 @@ fn add_sets_check_compares_and_del_restores() {
     assert_eq!(sysctl(&case.ctr, "net.core.somaxconn"), "512");
     assert_eq!(sysctl(&case.ctr, "net.ipv4.conf.eth0.arp_ignore"), "2");
     assert!(case.backup().is_file());
+    // A second ADD without DEL keeps the first one's originals.
+    case.call(plugin_bin("tuning"), "ADD", &conf)
+        .run()
+        .assert_ok();
 
     case.call(plugin_bin("tuning"), "CHECK", &conf)
         .run()

@@ -119,24 +119,37 @@ struct ForeignChain {
     has_mark_rule: bool,
 }
 
+/// Runs `nft -j ARGS` and decodes its output.
+fn nft_json(nft: &std::path::Path, args: &[&str]) -> Result<Value, Error> {
+    let out = Command::new(nft)
+        .arg("-j")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| nft_error("run nft", e))?;
+    if !out.status.success() {
+        return Err(nft_error(
+            &format!("nft {}", args.join(" ")),
+            String::from_utf8_lossy(&out.stderr).trim(),
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| nft_error("decode nft output", e))
+}
+
+/// The foreign drop chains: one `list chains` (no rules: cheap on a node with a large
+/// ruleset), then one `list chain` per drop chain to look for our rule.
 fn foreign_drop_chains() -> Result<Vec<ForeignChain>, Error> {
     let Some(nft) = find_nft() else {
         return Ok(Vec::new());
     };
-    let out = Command::new(&nft)
-        .args(["-j", "list", "ruleset"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| nft_error("run nft list ruleset", e))?;
-    if !out.status.success() {
-        return Err(nft_error(
-            "nft list ruleset",
-            String::from_utf8_lossy(&out.stderr).trim(),
-        ));
+    let mut chains = parse_foreign_drop_chains(&nft_json(&nft, &["list", "chains"])?);
+    for c in chains.iter_mut() {
+        let listing = nft_json(&nft, &["list", "chain", &c.family, &c.table, &c.chain])?;
+        c.has_mark_rule = parse_foreign_drop_chains(&listing)
+            .first()
+            .is_some_and(|own| own.has_mark_rule);
     }
-    let doc: Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| nft_error("decode nft list ruleset", e))?;
-    Ok(parse_foreign_drop_chains(&doc))
+    Ok(chains)
 }
 
 fn parse_foreign_drop_chains(doc: &Value) -> Vec<ForeignChain> {

@@ -70,6 +70,25 @@ pub struct Backup {
     pub netns: String,
 }
 
+impl Backup {
+    /// Takes the values an earlier backup of the same attachment recorded: those are the
+    /// originals, what is there now may be that ADD's doing.
+    fn keep_originals_of(&mut self, earlier: Backup) {
+        if !earlier.mac.is_empty() {
+            self.mac = earlier.mac;
+        }
+        if earlier.mtu != 0 {
+            self.mtu = earlier.mtu;
+        }
+        self.promisc = earlier.promisc.or(self.promisc);
+        self.allmulti = earlier.allmulti.or(self.allmulti);
+        self.txqlen = earlier.txqlen.or(self.txqlen);
+        for (path, value) in earlier.sysctl {
+            self.sysctl.insert(path, value);
+        }
+    }
+}
+
 fn is_zero(v: &u32) -> bool {
     *v == 0
 }
@@ -320,9 +339,13 @@ fn add(req: &Request) -> Result<CniResult, Error> {
     let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
     let sock = IfSocket::in_netns(&ns).map_err(io_error("open socket in netns".into()))?;
     let link = container_link(&mut nl, req)?;
-    let backup = read_originals(&ns, &mut nl, &sock, &cfg, req)?;
+    let mut backup = read_originals(&ns, &mut nl, &sock, &cfg, req)?;
     // Recorded before the first change, so that DEL can undo a half-done ADD.
     let path = backup_path(&cfg.data_dir, req.container_id(), req.ifname());
+    // A second ADD without DEL must not take the first one's values for the originals.
+    if let Some(earlier) = read_backup(&path) {
+        backup.keep_originals_of(earlier);
+    }
     write_backup(&path, &backup)?;
     if let Err(e) = apply(&ns, &mut nl, &sock, &cfg, &link) {
         for failure in restore(&ns, &mut nl, &sock, &link, &backup) {
