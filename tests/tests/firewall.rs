@@ -187,6 +187,18 @@ fn the_foreign_chain_gets_one_accept_rule_and_our_table_one_element_per_address(
         assert!(set.contains(ip), "{set}");
     }
     assert!(pings(&ctrs[2], "10.200.0.2"));
+    // CHECK notices the accept rule gone from the foreign chain; the next ADD puts it back.
+    host.sandbox
+        .host_run(&["nft", "flush", "chain", "inet", "filter", "forward"]);
+    let err = cni.check_network_list(&list, &rts[0]).unwrap_err();
+    assert!(err.to_string().contains("inet filter forward"), "{err}");
+    assert!(!pings(&ctrs[2], "10.200.0.2"));
+    let extra = host.sandbox.container();
+    let rt_extra = RuntimeConf::new("extra", extra.path_str(), "eth0");
+    cni.add_network_list(&list, &rt_extra).unwrap();
+    cni.check_network_list(&list, &rts[0]).unwrap();
+    assert!(pings(&ctrs[2], "10.200.0.2"));
+    cni.del_network_list(&list, &rt_extra).unwrap();
     for rt in &rts {
         cni.del_network_list(&list, rt).unwrap();
     }

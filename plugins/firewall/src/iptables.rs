@@ -435,3 +435,21 @@ pub fn ensure_mark_accept(mark: u32) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// CHECK: a FORWARD chain with policy DROP that lacks the mark rule.
+pub fn missing_mark_accept(mark: u32) -> Result<Option<String>, Error> {
+    for v6 in [false, true] {
+        let ipt = Ipt { v6 };
+        if ipt.available()
+            && ipt.forward_policy_drops()
+            && !ipt.exists("FORWARD", &strs(&mark_rule(mark)))?
+        {
+            return Ok(Some(format!(
+                "{} FORWARD drops by policy and lacks the accept rule for marked container \
+                 traffic",
+                ipt.name()
+            )));
+        }
+    }
+    Ok(None)
+}

@@ -334,6 +334,9 @@ fn check(req: &Request) -> Result<(), Error> {
                     )));
                 }
             }
+            if let Some(why) = nft::missing_foreign_accept()? {
+                return Err(Error::check_failed(why));
+            }
             for policy in policies_needed(cfg.ingress_policy) {
                 if !nft::isolated(&mut nft, &bridge, policy == IngressPolicy::Isolated)? {
                     return Err(Error::check_failed(format!(

@@ -221,6 +221,21 @@ pub fn ensure_foreign_accepts() -> Result<(), Error> {
     crate::iptables::ensure_mark_accept(MARK)
 }
 
+/// CHECK: a chain that would drop the container's traffic and lacks our accept rule.
+pub fn missing_foreign_accept() -> Result<Option<String>, Error> {
+    if let Some(c) = foreign_drop_chains()?
+        .into_iter()
+        .find(|c| !c.has_mark_rule)
+    {
+        return Ok(Some(format!(
+            "forward chain {} {} {} drops by policy and lacks the accept rule for marked \
+             container traffic",
+            c.family, c.table, c.chain
+        )));
+    }
+    crate::iptables::missing_mark_accept(MARK)
+}
+
 /// A table or chain name as nft reads it back.
 fn quote(name: &str) -> String {
     if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
