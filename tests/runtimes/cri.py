@@ -129,6 +129,11 @@ def run(sock, ref, host_port, cgroup_parent):
         )
     )
     out["pod_to_pod_http"] = wget.stdout.decode(errors="replace").strip()
+    lo = rt.ExecSync(
+        api.ExecSyncRequest(container_id=probe, cmd=["/bin/ip", "-o", "link", "show", "lo"], timeout=10)
+    )
+    # containerd calls loopback on its own, outside the conflist.
+    out["lo_up"] = ",UP" in lo.stdout.decode(errors="replace")
     # hostPort from the sandbox host: the bridge's gateway address and localhost.
     gateway = ips["server"].rsplit(".", 1)[0] + ".1"
     out["host_port_gateway"] = fetch(gateway, host_port)

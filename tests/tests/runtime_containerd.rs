@@ -142,6 +142,7 @@ fn containerd_cri_runs_pods_on_our_plugins_alone() {
         server.starts_with("10.89.20.") && client.starts_with("10.89.20."),
         "{seen}"
     );
+    assert_eq!(seen["lo_up"], true, "{seen}");
     assert_eq!(seen["pod_to_pod_ping"], true, "{seen}");
     assert_eq!(
         seen["pod_to_pod_http"], "hello from the container",

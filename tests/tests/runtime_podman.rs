@@ -161,6 +161,20 @@ fn podman_cni_backend_runs_networks_on_our_plugins_alone() {
     let (web, client) = (pm.ip("web", "rtnet"), pm.ip("client", "rtnet"));
     assert!(web.starts_with("10.89.10.") && client.starts_with("10.89.10."));
 
+    // Every plugin of the chain did its part: the firewall's and portmap's per-container
+    // entries name the address.
+    let allowed = pm
+        .sb
+        .in_host(&["nft", "list", "set", "inet", "cni_firewall", "allow4"]);
+    assert!(
+        allowed.contains(&web) && allowed.contains(&client),
+        "{allowed}"
+    );
+    assert!(
+        pm.sb.rules_naming(&web).iter().any(|l| l.contains("18080")),
+        "no port mapping names {web}"
+    );
+
     // The containers reach each other.
     assert!(pm.exec_ok("client", &["ping", "-c", "1", "-W", "2", &web]));
     let page = pm.run(&["exec", "client", "wget", "-qO-", &format!("http://{web}/")]);
