@@ -115,11 +115,23 @@ fn check_host_veth(
             return Err(fail(format!("hairpin mode is off on {}", veth.name)));
         }
     }
-    if let Some(vid) = cfg.vlan {
+    if cfg.vlan_filtering() {
         let vlans = host.bridge_vlans(veth.index).map_err(kernel_error)?;
-        if !vlans.iter().any(|v| v.vid == vid && v.pvid && v.untagged) {
+        if let Some(vid) = cfg.vlan
+            && !vlans.iter().any(|v| v.vid == vid && v.pvid && v.untagged)
+        {
             return Err(fail(format!(
                 "{} is not an access port of vlan {vid}",
+                veth.name
+            )));
+        }
+        if let Some(vid) = cfg
+            .vlan_trunk
+            .iter()
+            .find(|vid| !vlans.iter().any(|v| v.vid == **vid))
+        {
+            return Err(fail(format!(
+                "{} does not carry trunk vlan {vid}",
                 veth.name
             )));
         }

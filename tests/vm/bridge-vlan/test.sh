@@ -153,6 +153,9 @@ check "CHECK c5 (0.4.0) after ADD" run CHECK c5 "$V30" "$r5"
 $BRIDGE vlan del dev "$p1" vid 10
 out=$(run CHECK c1 "$V10" "$r1")
 check "CHECK c1 fails with 103 once its vlan is gone from the port" test "$(code_of "$out")" = 103
+$BRIDGE vlan del dev "$p4" vid 20
+out=$(run CHECK c4 "$TRUNK" "$r4")
+check "CHECK c4 fails with 103 once trunk vlan 20 is gone from the port" test "$(code_of "$out")" = 103
 
 echo "# DEL"
 for c in c1:V10:r1 c2:V10:r2 c3:V20:r3 c4:TRUNK:r4 c5:V30:r5 c6:KEEP:r6 c7:V30:r7; do
