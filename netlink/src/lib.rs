@@ -30,8 +30,8 @@ pub use bridge::{
 pub use error::{Error, Result};
 pub use handle::Netlink;
 pub use link::{
-    IFF_LOOPBACK, IFF_PROMISC, IFF_UP, IpvlanMode, Link, LinkId, MAX_IFNAME_LEN, MacAddr,
-    MacvlanMode, OperState, random_link_name,
+    IFF_ALLMULTI, IFF_LOOPBACK, IFF_PROMISC, IFF_UP, IpvlanMode, Link, LinkId, MAX_IFNAME_LEN,
+    MacAddr, MacvlanMode, OperState, random_link_name,
 };
 pub use netns::NetNs;
 pub use nft::Nft;

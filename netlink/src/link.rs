@@ -27,6 +27,8 @@ pub const IFF_LOOPBACK: u32 = libc::IFF_LOOPBACK as u32;
 /// `IFF_PROMISC`: promiscuous mode as set by the user (`ip link set DEV promisc on`);
 /// the kernel's own promiscuity counter (a bridge port's) does not show here.
 pub const IFF_PROMISC: u32 = libc::IFF_PROMISC as u32;
+/// `IFF_ALLMULTI`: receive all multicast packets (`ip link set DEV allmulticast on`).
+pub const IFF_ALLMULTI: u32 = libc::IFF_ALLMULTI as u32;
 
 /// How a link is named in a request: by ifindex or by name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -134,6 +136,8 @@ pub struct Link {
     /// `IFF_*` flags (see [`IFF_UP`], [`IFF_LOOPBACK`]).
     pub flags: u32,
     pub mtu: u32,
+    /// `IFLA_TXQLEN`: the transmit queue length.
+    pub txqlen: u32,
     /// The hardware address, when it is 6 bytes long (Ethernet-like links and `lo`).
     pub mac: Option<MacAddr>,
     /// `IFLA_INFO_KIND`: "veth", "bridge", "macvlan"...; `None` for `lo` and physical NICs.
@@ -371,6 +375,7 @@ impl Link {
             name: String::new(),
             flags: msg.header.flags.bits(),
             mtu: 0,
+            txqlen: 0,
             mac: None,
             kind: None,
             master: None,
@@ -386,6 +391,7 @@ impl Link {
             match attr {
                 LinkAttribute::IfName(name) => link.name = name,
                 LinkAttribute::Mtu(mtu) => link.mtu = mtu,
+                LinkAttribute::TxQueueLen(len) => link.txqlen = len,
                 LinkAttribute::Address(bytes) => {
                     link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
                 }
@@ -564,6 +570,34 @@ impl Netlink {
                 if on { "on" } else { "off" }
             ))
         })
+    }
+
+    /// `ip link set DEV allmulticast on|off`.
+    pub fn set_allmulti(&mut self, id: impl Into<LinkId>, on: bool) -> Result<()> {
+        let id = id.into();
+        self.change_link(&id, |msg| {
+            msg.header.flags = if on {
+                LinkFlags::Allmulti
+            } else {
+                LinkFlags::empty()
+            };
+            msg.header.change_mask = LinkFlags::Allmulti;
+        })
+        .map_err(|e| {
+            e.during(format!(
+                "set link {id} allmulticast {}",
+                if on { "on" } else { "off" }
+            ))
+        })
+    }
+
+    /// `ip link set DEV txqueuelen N`.
+    pub fn set_txqlen(&mut self, id: impl Into<LinkId>, len: u32) -> Result<()> {
+        let id = id.into();
+        self.change_link(&id, |msg| {
+            msg.attributes.push(LinkAttribute::TxQueueLen(len))
+        })
+        .map_err(|e| e.during(format!("set link {id} txqueuelen {len}")))
     }
 
     /// `ip link set DEV name NEW`. Older kernels (6.1) refuse to rename a link that is up

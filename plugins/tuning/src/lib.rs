@@ -8,7 +8,6 @@
 //! the original sysctl values (restored too) and the attachment's identity (for GC).
 
 mod config;
-mod ifreq;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,11 +15,12 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use cni::{Attachment, CniResult, Error, Plugin, Request};
-use cni_netlink::{IFF_PROMISC, Link, MacAddr, NetNs, Netlink, get_sysctl, set_sysctls};
+use cni_netlink::{
+    IFF_ALLMULTI, IFF_PROMISC, Link, MacAddr, NetNs, Netlink, get_sysctl, set_sysctls,
+};
 use serde::{Deserialize, Serialize};
 
 pub use config::{Config, DEFAULT_DATA_DIR, Sysctl, sysctl_key};
-use ifreq::IfSocket;
 
 pub struct Tuning;
 
@@ -150,10 +150,6 @@ fn kernel_error(e: cni_netlink::Error) -> Error {
     }
 }
 
-fn io_error(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::internal(format!("{what}: {e}"))
-}
-
 fn prev_result(req: &Request) -> Result<CniResult, Error> {
     req.conf.prev_result.clone().ok_or_else(|| {
         Error::invalid_config(
@@ -180,7 +176,6 @@ fn container_link(nl: &mut Netlink, req: &Request) -> Result<Link, Error> {
 fn read_originals(
     ns: &NetNs,
     nl: &mut Netlink,
-    sock: &IfSocket,
     cfg: &Config,
     req: &Request,
 ) -> Result<Backup, Error> {
@@ -227,31 +222,17 @@ fn read_originals(
     if cfg.promisc {
         backup.promisc = Some(link.is_promisc());
     }
-    let ifname = req.ifname();
     if cfg.allmulti.is_some() {
-        backup.allmulti = Some(
-            sock.allmulti(ifname)
-                .map_err(io_error(format!("read allmulticast of {ifname}")))?,
-        );
+        backup.allmulti = Some(link.flags & IFF_ALLMULTI != 0);
     }
     if cfg.txqlen.is_some() {
-        backup.txqlen = Some(
-            sock.txqlen(ifname)
-                .map_err(io_error(format!("read txqueuelen of {ifname}")))?,
-        );
+        backup.txqlen = Some(link.txqlen);
     }
     Ok(backup)
 }
 
 /// Applies the configuration; stops at the first failure.
-fn apply(
-    ns: &NetNs,
-    nl: &mut Netlink,
-    sock: &IfSocket,
-    cfg: &Config,
-    link: &Link,
-) -> Result<(), Error> {
-    let name = &link.name;
+fn apply(ns: &NetNs, nl: &mut Netlink, cfg: &Config, link: &Link) -> Result<(), Error> {
     let entries: Vec<(&str, &str)> = cfg
         .sysctls
         .iter()
@@ -269,26 +250,17 @@ fn apply(
         nl.set_mtu(link.index, mtu).map_err(kernel_error)?;
     }
     if let Some(on) = cfg.allmulti {
-        sock.set_allmulti(name, on)
-            .map_err(io_error(format!("set allmulticast of {name}")))?;
+        nl.set_allmulti(link.index, on).map_err(kernel_error)?;
     }
     if let Some(len) = cfg.txqlen {
-        sock.set_txqlen(name, len)
-            .map_err(io_error(format!("set txqueuelen of {name}")))?;
+        nl.set_txqlen(link.index, len).map_err(kernel_error)?;
     }
     Ok(())
 }
 
 /// Puts back every recorded value, trying them all; returns what failed.
-fn restore(
-    ns: &NetNs,
-    nl: &mut Netlink,
-    sock: &IfSocket,
-    link: &Link,
-    backup: &Backup,
-) -> Vec<String> {
+fn restore(ns: &NetNs, nl: &mut Netlink, link: &Link, backup: &Backup) -> Vec<String> {
     let mut failed = Vec::new();
-    let name = &link.name;
     if backup.mtu != 0
         && let Err(e) = nl.set_mtu(link.index, backup.mtu)
     {
@@ -310,12 +282,12 @@ fn restore(
         failed.push(format!("restore promiscuous mode: {e}"));
     }
     if let Some(on) = backup.allmulti
-        && let Err(e) = sock.set_allmulti(name, on)
+        && let Err(e) = nl.set_allmulti(link.index, on)
     {
         failed.push(format!("restore all-multicast mode: {e}"));
     }
     if let Some(len) = backup.txqlen
-        && let Err(e) = sock.set_txqlen(name, len)
+        && let Err(e) = nl.set_txqlen(link.index, len)
     {
         failed.push(format!("restore txqueuelen: {e}"));
     }
@@ -337,9 +309,8 @@ fn add(req: &Request) -> Result<CniResult, Error> {
         return Ok(result);
     }
     let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
-    let sock = IfSocket::in_netns(&ns).map_err(io_error("open socket in netns".into()))?;
     let link = container_link(&mut nl, req)?;
-    let mut backup = read_originals(&ns, &mut nl, &sock, &cfg, req)?;
+    let mut backup = read_originals(&ns, &mut nl, &cfg, req)?;
     // Recorded before the first change, so that DEL can undo a half-done ADD.
     let path = backup_path(&cfg.data_dir, req.container_id(), req.ifname());
     // A second ADD without DEL must not take the first one's values for the originals.
@@ -347,8 +318,8 @@ fn add(req: &Request) -> Result<CniResult, Error> {
         backup.keep_originals_of(earlier);
     }
     write_backup(&path, &backup)?;
-    if let Err(e) = apply(&ns, &mut nl, &sock, &cfg, &link) {
-        for failure in restore(&ns, &mut nl, &sock, &link, &backup) {
+    if let Err(e) = apply(&ns, &mut nl, &cfg, &link) {
+        for failure in restore(&ns, &mut nl, &link, &backup) {
             log::warn!("undo tuning: {failure}");
         }
         let _ = remove_backup(&path);
@@ -394,8 +365,7 @@ fn del(req: &Request) -> Result<(), Error> {
     let Some(link) = nl.get_link(req.ifname()).map_err(kernel_error)? else {
         return remove_backup(&path);
     };
-    let sock = IfSocket::in_netns(&ns).map_err(io_error("open socket in netns".into()))?;
-    for failure in restore(&ns, &mut nl, &sock, &link, &backup) {
+    for failure in restore(&ns, &mut nl, &link, &backup) {
         log::warn!("DEL {} {}: {failure}", req.container_id(), req.ifname());
     }
     remove_backup(&path)
@@ -446,24 +416,16 @@ fn check(req: &Request) -> Result<(), Error> {
     {
         return differs("MTU", link.mtu.to_string(), mtu.to_string());
     }
-    if cfg.allmulti.is_some() || cfg.txqlen.is_some() {
-        let sock = IfSocket::in_netns(&ns).map_err(io_error("open socket in netns".into()))?;
-        if let Some(on) = cfg.allmulti {
-            let current = sock
-                .allmulti(name)
-                .map_err(io_error(format!("read allmulticast of {name}")))?;
-            if current != on {
-                return differs("all-multicast mode", current.to_string(), on.to_string());
-            }
+    if let Some(on) = cfg.allmulti {
+        let current = link.flags & IFF_ALLMULTI != 0;
+        if current != on {
+            return differs("all-multicast mode", current.to_string(), on.to_string());
         }
-        if let Some(len) = cfg.txqlen {
-            let current = sock
-                .txqlen(name)
-                .map_err(io_error(format!("read txqueuelen of {name}")))?;
-            if current != len {
-                return differs("txqueuelen", current.to_string(), len.to_string());
-            }
-        }
+    }
+    if let Some(len) = cfg.txqlen
+        && link.txqlen != len
+    {
+        return differs("txqueuelen", link.txqlen.to_string(), len.to_string());
     }
     Ok(())
 }
