@@ -409,9 +409,16 @@ pub fn plan(env: &Env, o: &CreateOpts, existing: &[Network]) -> Result<Plan> {
             }
             b["ipam"] = ipam;
             plugins.push(b);
-            plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}}));
-            plugins.push(json!({"type": "firewall"}));
-            plugins.push(json!({"type": "tuning"}));
+            let mut portmap = json!({"type": "portmap", "capabilities": {"portMappings": true}});
+            let mut firewall = json!({"type": "firewall"});
+            let mut tuning = json!({"type": "tuning"});
+            // Each plugin's state under the data dir too, never in the machine's /run/cni.
+            if let Some(d) = &env.data_dir {
+                portmap["dataDir"] = json!(d.join("portmap"));
+                firewall["dataDir"] = json!(d.join("firewall"));
+                tuning["dataDir"] = json!(d.join("tuning"));
+            }
+            plugins.extend([portmap, firewall, tuning]);
             if dns {
                 let mut d = json!({
                     "type": "dnsname",
@@ -663,6 +670,9 @@ mod tests {
         assert_eq!(d["domainName"], DNS_DOMAIN);
         assert_eq!(d["capabilities"]["aliases"], true);
         assert_eq!(d["dataDir"], "/d/dns");
+        for (i, name) in [(1, "portmap"), (2, "firewall"), (3, "tuning")] {
+            assert_eq!(c["plugins"][i]["dataDir"], format!("/d/{name}"), "{name}");
+        }
         assert_eq!(d["upstreamResolvConf"], "/r");
         assert_eq!(c["cnictl"]["driver"], "bridge");
         assert_eq!(c["cnictl"]["options"]["mtu"], "1400");
