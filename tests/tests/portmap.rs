@@ -884,3 +884,194 @@ fn snat_false_keeps_the_client_address_and_no_localhost() {
     cni.check_network_list(&list, &rt_a).unwrap();
     cni.del_network_list(&list, &rt_a).unwrap();
 }
+
+fn nat_table(host: &Host) -> String {
+    host.sb.host_run(&["iptables-save", "-t", "nat"])
+}
+
+/// The chain holding the DNAT rule to `target` (`10.92.0.2:80`).
+fn chain_of(nat: &str, target: &str) -> String {
+    nat.lines()
+        .find(|l| l.ends_with(&format!("--to-destination {target}")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no DNAT to {target} in\n{nat}"))
+        .to_string()
+}
+
+#[test]
+fn iptables_backend_reaches_the_container_from_everywhere() {
+    let host = Host::new();
+    let cni = host.cni();
+    let list = host.v4_list(json!({"backend": "iptables"}));
+    let a = container(&host);
+    let b = container(&host);
+    let rt_a = rt(
+        "ipt-a",
+        &a,
+        json!([{"hostPort": 8080, "containerPort": 80}]),
+    );
+    let rt_b = RuntimeConf::new("ipt-b", b.path_str(), "eth0");
+    let ra = cni.add_network_list(&list, &rt_a).unwrap();
+    cni.add_network_list(&list, &rt_b).unwrap();
+    let ip_a = ip_of(&ra, false);
+    serve_tcp(&a, 80, "A");
+    serve_tcp(&b, 80, "B");
+    assert!(
+        fetch(host.host(), "127.0.0.1", 8080)
+            .unwrap()
+            .starts_with("A ")
+    );
+    assert_eq!(
+        fetch(host.host(), HOST_IP, 8080).unwrap(),
+        format!("A {HOST_IP}")
+    );
+    assert_eq!(
+        fetch(host.outside.path_str(), HOST_IP, 8080).unwrap(),
+        format!("A {OUTSIDE_IP}")
+    );
+    assert_eq!(fetch(a.path_str(), HOST_IP, 8080).unwrap(), "A 10.92.0.1");
+    assert_eq!(fetch(b.path_str(), HOST_IP, 8080).unwrap(), "A 10.92.0.1");
+    // The reference's layout, and nothing in nftables' own table.
+    let nat = nat_table(&host);
+    for needle in [
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "-j MARK --set-xmark 0x2000/0x2000",
+        "-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE",
+        "dnat name: \\\"pmnet\\\" id: \\\"ipt-a\\\"",
+    ] {
+        assert!(nat.contains(needle), "{needle} not in\n{nat}");
+    }
+    assert!(!host.ruleset().contains("cni_portmap"));
+    cni.check_network_list(&list, &rt_a).unwrap();
+
+    // A rule deleted by hand fails CHECK.
+    let chain = chain_of(&nat, &format!("{ip_a}:80"));
+    host.sb.host_run(&["iptables", "-t", "nat", "-F", &chain]);
+    let err = cni
+        .check_network_list(&list, &rt_a)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&chain), "{err}");
+    cni.del_network_list(&list, &rt_a).unwrap();
+    let ra = cni.add_network_list(&list, &rt_a).unwrap();
+    let ip_a = ip_of(&ra, false);
+    cni.check_network_list(&list, &rt_a).unwrap();
+    let nat = nat_table(&host);
+    assert_eq!(nat.matches("-j DNAT").count(), 1, "{nat}");
+    let chain = chain_of(&nat, &format!("{ip_a}:80"));
+    assert!(
+        fetch(host.outside.path_str(), HOST_IP, 8080)
+            .unwrap()
+            .starts_with("A ")
+    );
+
+    // A second container on the same port is refused; the first keeps it.
+    let c = container(&host);
+    let rt_c = rt(
+        "ipt-c",
+        &c,
+        json!([{"hostPort": 8080, "containerPort": 80}]),
+    );
+    let before = nat_table(&host);
+    let msg = match cni.add_network_list(&list, &rt_c) {
+        Ok(_) => panic!(
+            "second ADD succeeded:\nbefore:\n{before}\nafter:\n{}",
+            nat_table(&host)
+        ),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        msg.contains("already mapped") && msg.contains("ipt-a"),
+        "{msg}"
+    );
+    cni.del_network_list(&list, &rt_c).unwrap();
+    assert!(
+        fetch(host.outside.path_str(), HOST_IP, 8080)
+            .unwrap()
+            .starts_with("A ")
+    );
+
+    // DEL without runtimeConfig leaves no rule of the container.
+    cni.del_network_list(&list, &RuntimeConf::new("ipt-a", a.path_str(), "eth0"))
+        .unwrap();
+    let nat = nat_table(&host);
+    assert!(!nat.contains(&ip_a), "{nat}");
+    assert!(!nat.contains("ipt-a") && !nat.contains(&chain), "{nat}");
+    assert_eq!(fetch(host.outside.path_str(), HOST_IP, 8080), None);
+    cni.del_network_list(&list, &rt_a).unwrap();
+    cni.del_network_list(&list, &rt_b).unwrap();
+}
+
+#[test]
+fn iptables_conditions_select_the_backend_and_restrict_the_sources() {
+    let host = Host::new();
+    let cni = host.cni();
+    let list = host.v4_list(json!({"conditionsV4": ["-s", OUTSIDE_IP],
+                                   "externalSetMarkChain": "KUBE-MARK-MASQ"}));
+    // The external chain is the cluster's; here a stand-in that marks for nothing.
+    host.sb
+        .host_run(&["iptables", "-t", "nat", "-N", "KUBE-MARK-MASQ"]);
+    let a = container(&host);
+    serve_tcp(&a, 80, "A");
+    let rt_a = rt(
+        "iptc-a",
+        &a,
+        json!([{"hostPort": 8080, "containerPort": 80},
+                                        {"hostPort": 8081, "containerPort": 80, "protocol": "udp"}]),
+    );
+    cni.add_network_list(&list, &rt_a).unwrap();
+    assert_eq!(
+        fetch(host.outside.path_str(), HOST_IP, 8080).unwrap(),
+        format!("A {OUTSIDE_IP}")
+    );
+    assert_eq!(fetch(host.host(), HOST_IP, 8080), None);
+    let nat = nat_table(&host);
+    assert!(
+        nat.contains("-A CNI-HOSTPORT-DNAT -s 10.200.0.2/32 -p tcp"),
+        "{nat}"
+    );
+    assert!(nat.contains("-j KUBE-MARK-MASQ"), "{nat}");
+    assert!(!nat.contains("CNI-HOSTPORT-SETMARK"), "{nat}");
+    cni.check_network_list(&list, &rt_a).unwrap();
+    cni.del_network_list(&list, &rt_a).unwrap();
+    assert!(
+        !nat_table(&host).contains("CNI-DN-"),
+        "{}",
+        nat_table(&host)
+    );
+}
+
+#[test]
+fn a_node_switching_from_the_reference_plugin_cleans_up_its_rules() {
+    if !cni_tests::has_reference_plugins() {
+        eprintln!("skipped: reference plugins not installed");
+        return;
+    }
+    let host = Host::new();
+    let list = host.v4_list(json!({}));
+    let a = container(&host);
+    serve_tcp(&a, 80, "A");
+    let rt_a = rt(
+        "ref-a",
+        &a,
+        json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]),
+    );
+    // ADD with the reference portmap (after our bridge).
+    let mixed = host.sb.cni_config(vec![
+        host.sb.plugin_dir(&["bridge", "host-local"], &["portmap"]),
+    ]);
+    let r = mixed.add_network_list(&list, &rt_a).unwrap();
+    let ip = ip_of(&r, false);
+    assert_eq!(
+        fetch(host.outside.path_str(), HOST_IP, 8080).unwrap(),
+        format!("A {OUTSIDE_IP}")
+    );
+    assert!(nat_table(&host).contains(&ip));
+    // The node now runs ours: DEL (with the cached mappings, as a runtime sends them)
+    // removes the reference's chain.
+    host.cni().del_network_list(&list, &rt_a).unwrap();
+    let nat = nat_table(&host);
+    assert!(!nat.contains(&ip) && !nat.contains("CNI-DN-"), "{nat}");
+    assert_eq!(fetch(host.outside.path_str(), HOST_IP, 8080), None);
+}

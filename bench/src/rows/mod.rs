@@ -13,6 +13,7 @@ mod dns;
 mod floor;
 mod host_local;
 mod loopback;
+mod portmap;
 mod version;
 
 use std::time::Duration;
@@ -104,7 +105,7 @@ pub fn all(params: Params) -> (Vec<Box<dyn Row>>, Vec<Derived>) {
         Box::new(dns::Dns::new(dns::Peer::Dnsmasq)),
         Box::new(dns::Dns::new(dns::Peer::Aardvark)),
     ];
-    bridge::register(params, (rows, derived))
+    portmap::register(params, bridge::register(params, (rows, derived)))
 }
 
 /// A container ID shaped like a real one (64 hex digits), distinct for each (`domain`, `n`).

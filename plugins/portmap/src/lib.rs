@@ -125,14 +125,14 @@ fn add(req: &Request) -> Result<CniResult, Error> {
         )));
     }
     check_families(&cfg.mappings, &addrs)?;
-    let host_if = if cfg.snat {
-        hostif::host_interface(&prev, &addrs)?
+    let localnet = if cfg.snat {
+        hostif::enable_localnet(&prev, &addrs)?
     } else {
-        None
+        Vec::new()
     };
     let state = match cfg.backend {
-        Backend::Nftables => nft::add(req, &cfg, &addrs, host_if.as_deref())?,
-        Backend::Iptables => iptables::add(req, &cfg, &addrs, host_if.as_deref())?,
+        Backend::Nftables => nft::add(req, &cfg, &addrs, &localnet)?,
+        Backend::Iptables => iptables::add(req, &cfg, &addrs, &localnet)?,
     };
     log::debug!(
         "{} mappings for {}/{} through {}",
@@ -192,8 +192,8 @@ fn del(req: &Request) -> Result<(), Error> {
     let saved: Option<AttachmentState> = states.load(req.container_id(), req.ifname());
     match &saved {
         Some(s) => match s.backend {
-            Backend::Nftables => nft::release(&data_dir, &req.conf.name, s)?,
-            Backend::Iptables => iptables::release(&req.conf.name, s)?,
+            Backend::Nftables => nft::release(&req.conf.name, s)?,
+            Backend::Iptables => iptables::release(&data_dir, s)?,
         },
         None => release_unrecorded(req)?,
     }
@@ -211,7 +211,12 @@ fn release_unrecorded(req: &Request) -> Result<(), Error> {
     };
     match cfg.backend {
         Backend::Iptables => iptables::release_unrecorded(&cfg, req),
-        Backend::Nftables if !cfg.mappings.is_empty() => nft::release_unrecorded(&cfg, req),
+        // Mappings without state: also what the reference (iptables) may have set up for
+        // this container on a node that ran it before.
+        Backend::Nftables if !cfg.mappings.is_empty() => {
+            nft::release_unrecorded(&cfg, req)?;
+            iptables::release_unrecorded(&cfg, req)
+        }
         Backend::Nftables => Ok(()),
     }
 }
@@ -258,12 +263,12 @@ fn check(req: &Request) -> Result<(), Error> {
             "container addresses differ from ADD's: prevResult has {addrs:?}, ADD forwarded to {recorded:?}"
         )));
     }
-    if let Some(host_if) = &saved.host_if {
-        hostif::check_route_localnet(host_if)?;
+    for ifname in &saved.localnet {
+        hostif::check_route_localnet(ifname)?;
     }
     match saved.backend {
         Backend::Nftables => nft::check(&saved),
-        Backend::Iptables => iptables::check(&cfg, &saved),
+        Backend::Iptables => iptables::check(&saved),
     }
 }
 
@@ -294,8 +299,8 @@ fn gc(req: &Request) -> Result<(), Error> {
             continue;
         }
         let released = match s.backend {
-            Backend::Nftables => nft::release(&data_dir, &req.conf.name, s),
-            Backend::Iptables => iptables::release(&req.conf.name, s),
+            Backend::Nftables => nft::release(&req.conf.name, s),
+            Backend::Iptables => iptables::release(&data_dir, s),
         };
         match released {
             Ok(()) => {

@@ -26,6 +26,9 @@ const NFPROTO_INET: u8 = 1;
 // nftables
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETSETELEM: u16 = 13;
+const NFT_MSG_DELSETELEM: u16 = 14;
+const NFNL_MSG_BATCH_BEGIN: u16 = 16;
+const NFNL_MSG_BATCH_END: u16 = 17;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -127,19 +130,164 @@ impl NfSocket {
         })
     }
 
-    fn send(&mut self, kind: u16, flags: u16, family: u8, attrs: &Attrs) -> io::Result<u32> {
+    /// Appends one message to `out` under the next sequence number; returns that number.
+    fn message(
+        &mut self,
+        out: &mut Vec<u8>,
+        kind: u16,
+        flags: u16,
+        family: u8,
+        res_id: u16,
+        attrs: &Attrs,
+    ) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         let len = NLMSG_HDRLEN + NFGENMSG_LEN + attrs.0.len();
-        let mut msg = Vec::with_capacity(len);
-        msg.extend_from_slice(&(len as u32).to_ne_bytes());
-        msg.extend_from_slice(&kind.to_ne_bytes());
-        msg.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
-        msg.extend_from_slice(&self.seq.to_ne_bytes());
-        msg.extend_from_slice(&0u32.to_ne_bytes());
-        msg.extend_from_slice(&[family, 0, 0, 0]);
-        msg.extend_from_slice(&attrs.0);
+        out.extend_from_slice(&(len as u32).to_ne_bytes());
+        out.extend_from_slice(&kind.to_ne_bytes());
+        out.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
+        out.extend_from_slice(&self.seq.to_ne_bytes());
+        out.extend_from_slice(&0u32.to_ne_bytes());
+        out.extend_from_slice(&[family, 0]);
+        out.extend_from_slice(&res_id.to_be_bytes());
+        out.extend_from_slice(&attrs.0);
+        out.resize(align4(out.len()), 0);
+        self.seq
+    }
+
+    fn send(&mut self, kind: u16, flags: u16, family: u8, attrs: &Attrs) -> io::Result<u32> {
+        let mut msg = Vec::new();
+        let seq = self.message(&mut msg, kind, flags, family, 0, attrs);
         self.sock.send(&msg, 0)?;
-        Ok(self.seq)
+        Ok(seq)
+    }
+
+    /// Deletes elements of inet-family sets (set name, key) in ONE transaction. Every
+    /// element must exist (the caller looked them up): a missing one fails the whole batch
+    /// with ENOENT and nothing is deleted.
+    pub fn delete_elements(&mut self, table: &str, elements: &[(&str, &[u8])]) -> io::Result<()> {
+        if elements.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Vec::new();
+        self.message(
+            &mut batch,
+            NFNL_MSG_BATCH_BEGIN,
+            0,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+            &Attrs::default(),
+        );
+        let mut seqs = Vec::with_capacity(elements.len());
+        for (set, key) in elements {
+            let mut value = Attrs::default();
+            value.put(NFTA_DATA_VALUE, key);
+            let mut elem = Attrs::default();
+            elem.nest(NFTA_SET_ELEM_KEY, value);
+            let mut list = Attrs::default();
+            list.nest(NFTA_LIST_ELEM, elem);
+            let mut req = Attrs::default();
+            req.put_str(NFTA_SET_ELEM_LIST_TABLE, table)
+                .put_str(NFTA_SET_ELEM_LIST_SET, set)
+                .nest(NFTA_SET_ELEM_LIST_ELEMENTS, list);
+            seqs.push(self.message(
+                &mut batch,
+                (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELSETELEM,
+                NLM_F_ACK,
+                NFPROTO_INET,
+                0,
+                &req,
+            ));
+        }
+        self.message(
+            &mut batch,
+            NFNL_MSG_BATCH_END,
+            0,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+            &Attrs::default(),
+        );
+        self.sock.send(&batch, 0)?;
+        self.receive_acks(&seqs)
+    }
+
+    /// Waits for the acknowledgement of every message in `seqs` (any order, any number to
+    /// a datagram); the first error ends the wait.
+    fn receive_acks(&mut self, seqs: &[u32]) -> io::Result<()> {
+        let mut pending: Vec<u32> = seqs.to_vec();
+        while !pending.is_empty() {
+            self.buf.clear();
+            let n = self.sock.recv(&mut self.buf, 0)?;
+            let mut data = self.buf.get(..n).unwrap_or_default();
+            while data.len() >= NLMSG_HDRLEN {
+                let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
+                let kind = u16::from_ne_bytes([data[4], data[5]]);
+                let seq = u32::from_ne_bytes([data[8], data[9], data[10], data[11]]);
+                let Some(msg) = data.get(..len).filter(|_| len >= NLMSG_HDRLEN) else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "truncated netlink message",
+                    ));
+                };
+                data = data.get(align4(len)..).unwrap_or_default();
+                if kind != NLMSG_ERROR || !pending.contains(&seq) {
+                    continue;
+                }
+                let code = msg
+                    .get(NLMSG_HDRLEN..NLMSG_HDRLEN + 4)
+                    .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                    .unwrap_or(0);
+                if code < 0 {
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                pending.retain(|p| *p != seq);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the socket without making the caller wait for the kernel: after a
+    /// transaction that deleted elements, the last close of an nftables socket waits for
+    /// the freeing of those elements (an RCU grace period, ~10 ms on a small VM). A forked
+    /// child keeps a copy of the socket until this process has exited and so pays that wait
+    /// instead; it closes its standard streams at once, so a runtime reading this process's
+    /// output is not kept waiting either. Without a child (fork failed), the socket is
+    /// closed here.
+    pub fn close_detached(self) {
+        let mut pipe = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 writes two descriptors into the array it is given.
+        if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return;
+        }
+        let [read_end, write_end] = pipe;
+        // SAFETY: fork() itself is always safe to call; the child below only makes
+        // async-signal-safe system calls on descriptors it inherited, and leaves with
+        // _exit, running no destructor and no atexit handler.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                libc::setsid();
+                for stdio in 0..=2 {
+                    libc::close(stdio);
+                }
+                libc::close(write_end);
+                // Returns (EOF) once every copy of the write end is closed: when this
+                // process's parent has exited.
+                let mut byte = 0u8;
+                libc::read(read_end, (&mut byte as *mut u8).cast(), 1);
+                libc::_exit(0)
+            },
+            -1 => {
+                // SAFETY: closing the descriptors pipe2 gave us.
+                unsafe {
+                    libc::close(read_end);
+                    libc::close(write_end);
+                }
+            }
+            // The write end stays open until this process exits.
+            // SAFETY: closing a descriptor pipe2 gave us.
+            _ => unsafe {
+                libc::close(read_end);
+            },
+        }
     }
 
     /// Reads the answer to request `seq` until its ACK, error or end of dump, handing each

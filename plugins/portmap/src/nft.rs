@@ -456,7 +456,7 @@ pub fn add(
     req: &Request,
     cfg: &Config,
     addrs: &[IpNetwork],
-    host_if: Option<&str>,
+    localnet: &[String],
 ) -> Result<AttachmentState, Error> {
     let plan = plan(cfg, addrs)?;
     let comment = element_comment(&cfg.network, req.container_id(), req.ifname());
@@ -465,7 +465,7 @@ pub fn add(
     let mut ops = Vec::new();
     if let Some(old) = &old {
         if old.backend == Backend::Iptables {
-            crate::iptables::release(&cfg.network, old)?;
+            crate::iptables::release(&cfg.data_dir, old)?;
         }
         for e in &old.elements {
             let Some(key) = unhex(&e.key) else { continue };
@@ -499,7 +499,7 @@ pub fn add(
         backend: Backend::Nftables,
         mappings: cfg.mappings.clone(),
         addresses: addrs.to_vec(),
-        host_if: host_if.map(str::to_string),
+        localnet: localnet.to_vec(),
         elements: stored(&plan),
         rules: plan.rules.clone(),
         iptables: None,
@@ -577,7 +577,7 @@ fn conflict(nft: &mut Nft, cfg: &Config, plan: &Plan, comment: &str) -> Result<(
                     "releasing the mappings of {id}/{ifname}: its netns {} is gone",
                     s.netns
                 );
-                release(&cfg.data_dir, &network, &s)?;
+                release(&network, &s)?;
                 let _ = states.remove(&id, &ifname);
                 return Ok(());
             }
@@ -622,14 +622,13 @@ fn describe_target(data: &[u8]) -> Option<String> {
 /// Removes an attachment's elements (DEL, GC): a map element only while it still holds the
 /// attachment's data and a set element only while it carries the attachment's comment (or
 /// none), so an element another attachment holds by now stays.
-pub fn release(data_dir: &Path, network: &str, saved: &AttachmentState) -> Result<(), Error> {
-    let _ = data_dir;
+pub fn release(network: &str, saved: &AttachmentState) -> Result<(), Error> {
     if saved.elements.is_empty() {
         return Ok(());
     }
     let comment = element_comment(network, &saved.container_id, &saved.ifname);
     let mut sock = NfSocket::open().map_err(|e| nft_error("open netfilter socket", e))?;
-    let mut ops = Vec::new();
+    let mut doomed: Vec<(&str, Vec<u8>)> = Vec::new();
     for e in &saved.elements {
         let Some(key) = unhex(&e.key) else { continue };
         let Some(held) = sock
@@ -643,7 +642,7 @@ pub fn release(data_dir: &Path, network: &str, saved: &AttachmentState) -> Resul
             None => held.comment.as_deref().is_none_or(|c| c == comment),
         };
         if ours {
-            ops.push(ElementOp::delete(Family::Inet, TABLE, &e.set, key));
+            doomed.push((&e.set, key));
         } else {
             log::info!(
                 "{} element {} is another attachment's by now: kept",
@@ -652,12 +651,29 @@ pub fn release(data_dir: &Path, network: &str, saved: &AttachmentState) -> Resul
             );
         }
     }
-    if ops.is_empty() {
+    if doomed.is_empty() {
         return Ok(());
     }
-    let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
-    nft.apply(&ops)
-        .map_err(|e| nft_error("delete port mapping elements", e))
+    let batch: Vec<(&str, &[u8])> = doomed.iter().map(|(s, k)| (*s, k.as_slice())).collect();
+    match sock.delete_elements(TABLE, &batch) {
+        Ok(()) => {
+            sock.close_detached();
+            Ok(())
+        }
+        // An element went in between (or the kernel refused the message): the netlink
+        // crate's deletes skip what is missing.
+        Err(e) => {
+            log::debug!("delete port mapping elements: {e}; trying again");
+            drop(sock);
+            let ops: Vec<ElementOp> = doomed
+                .into_iter()
+                .map(|(set, key)| ElementOp::delete(Family::Inet, TABLE, set, key))
+                .collect();
+            let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
+            nft.apply(&ops)
+                .map_err(|e| nft_error("delete port mapping elements", e))
+        }
+    }
 }
 
 /// DEL without state but with mappings (the state was lost): the elements the mappings and
@@ -681,12 +697,12 @@ pub fn release_unrecorded(cfg: &Config, req: &Request) -> Result<(), Error> {
             backend: Backend::Nftables,
             mappings: cfg.mappings.clone(),
             addresses: addrs,
-            host_if: None,
+            localnet: Vec::new(),
             elements: stored(&plan),
             rules: Vec::new(),
             iptables: None,
         };
-        return release(&cfg.data_dir, &cfg.network, &saved);
+        return release(&cfg.network, &saved);
     }
     let profile = match profile_of(cfg) {
         Some(Structure::Profile { id, .. }) => Some(id),

@@ -41,9 +41,9 @@ pub struct AttachmentState {
     pub mappings: Vec<Mapping>,
     /// The container addresses forwarded to (with their prefix).
     pub addresses: Vec<IpNetwork>,
-    /// The host interface `route_localnet` was set on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_if: Option<String>,
+    /// The host interfaces `route_localnet` was set on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub localnet: Vec<String>,
     /// nftables: the elements ADD added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elements: Vec<StoredElement>,
