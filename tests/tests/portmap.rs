@@ -1075,3 +1075,128 @@ fn a_node_switching_from_the_reference_plugin_cleans_up_its_rules() {
     assert!(!nat.contains(&ip) && !nat.contains("CNI-DN-"), "{nat}");
     assert_eq!(fetch(host.outside.path_str(), HOST_IP, 8080), None);
 }
+
+#[test]
+fn concurrent_adds_on_a_fresh_node_create_the_structure_once() {
+    let host = Host::new();
+    let ctrs: Vec<TestNetns> = (0..12).map(|_| container(&host)).collect();
+    let data = host.data().join("portmap");
+    let handles: Vec<_> = ctrs
+        .iter()
+        .enumerate()
+        .map(|(i, ctr)| {
+            let call = host
+                .sb
+                .call(plugin_bin("portmap"), "ADD")
+                .container(&format!("conc-{i}"), ctr.path_str(), "eth0")
+                .stdin_json(&json!({
+                    "cniVersion": "1.0.0", "name": "pmnet", "type": "portmap",
+                    "dataDir": data,
+                    "runtimeConfig": {"portMappings": [
+                        {"hostPort": 9000 + i, "containerPort": 80},
+                        {"hostPort": 9000 + i, "containerPort": 80, "protocol": "udp"}]},
+                    "prevResult": {"cniVersion": "1.0.0",
+                                   "ips": [{"address": format!("10.95.0.{}/24", i + 2)},
+                                           {"address": format!("fd95::{}/64", i + 2)}]}
+                }));
+            std::thread::spawn(move || call.run())
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().assert_ok();
+    }
+    let chain = |name: &str| {
+        host.sb
+            .host_run(&["nft", "list", "chain", "inet", "cni_portmap", name])
+    };
+    assert_eq!(chain("prerouting").matches("jump hostports").count(), 1);
+    assert_eq!(chain("hostports").matches("dnat ip").count(), 4);
+    // One hairpin and one localhost rule for the IPv4 subnet, one hairpin for IPv6.
+    assert_eq!(
+        chain("hairpin").matches("masquerade").count(),
+        3,
+        "{}",
+        chain("hairpin")
+    );
+    let any4 = host
+        .sb
+        .host_run(&["nft", "list", "map", "inet", "cni_portmap", "dnat4_any"]);
+    assert_eq!(any4.matches(" : 10.95.0.").count(), 24, "{any4}");
+    for (i, ctr) in ctrs.iter().enumerate() {
+        host.sb
+            .call(plugin_bin("portmap"), "DEL")
+            .container(&format!("conc-{i}"), ctr.path_str(), "eth0")
+            .stdin_json(
+                &json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap",
+                                "dataDir": data}),
+            )
+            .run()
+            .assert_ok_empty();
+    }
+    let ruleset = host.ruleset();
+    for i in 2..14 {
+        assert!(!ruleset.contains(&format!("10.95.0.{i}")), "{ruleset}");
+    }
+    assert!(!ruleset.contains("conc-"), "{ruleset}");
+}
+
+#[test]
+fn older_versions_status_and_version() {
+    let host = Host::new();
+    let ctr = container(&host);
+    let data = host.data().join("portmap");
+    // 0.3.1: prevResult with ips[].version, passed through in the same shape.
+    let conf = json!({
+        "cniVersion": "0.3.1", "name": "pmnet", "type": "portmap", "dataDir": data,
+        "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80}]},
+        "prevResult": {"cniVersion": "0.3.1",
+                       "interfaces": [{"name": "eth0", "sandbox": ctr.path_str()}],
+                       "ips": [{"version": "4", "address": "10.96.0.2/24", "interface": 0}]}
+    });
+    let out = host
+        .sb
+        .call(plugin_bin("portmap"), "ADD")
+        .container("old", ctr.path_str(), "eth0")
+        .stdin_json(&conf)
+        .run()
+        .assert_ok();
+    assert_eq!(out["cniVersion"], "0.3.1");
+    assert_eq!(out["ips"][0]["version"], "4");
+    assert!(host.ruleset().contains("10.96.0.2"));
+    // CHECK needs 0.4.0.
+    host.sb
+        .call(plugin_bin("portmap"), "CHECK")
+        .container("old", ctr.path_str(), "eth0")
+        .stdin_json(&conf)
+        .run()
+        .assert_error(1);
+    host.sb
+        .call(plugin_bin("portmap"), "DEL")
+        .container("old", ctr.path_str(), "eth0")
+        .stdin_json(&conf)
+        .run()
+        .assert_ok_empty();
+    assert!(!host.ruleset().contains("10.96.0.2"));
+    for backend in ["nftables", "iptables"] {
+        host.sb
+            .call(plugin_bin("portmap"), "STATUS")
+            .stdin_json(
+                &json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap",
+                                "backend": backend}),
+            )
+            .run()
+            .assert_ok_empty();
+    }
+    let v = host
+        .sb
+        .call(plugin_bin("portmap"), "VERSION")
+        .stdin_json(&json!({"cniVersion": "1.1.0"}))
+        .run()
+        .assert_ok();
+    assert!(
+        v["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("0.3.1"))
+    );
+}
