@@ -48,32 +48,72 @@ pub fn run(plugin: &str, command: Command, req: &Request) -> Result<(), Error> {
 
 /// Execs the delegate with the request's environment (CNI_COMMAND replaced) and config bytes.
 fn exec(plugin: &str, command: Command, req: &Request) -> Result<Option<serde_json::Value>, Error> {
-    let path = find_in_path(plugin, &req.cmd.path)?;
-    let mut child = Process::new(&path)
-        .env_clear()
-        .envs(req.env.iter())
-        .env("CNI_COMMAND", command.as_str())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| Error::io(format!("exec {}: {e}", path.display())))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A delegate that exits without reading stdin is judged by its exit status below.
-        let _ = stdin.write_all(&req.stdin);
+    Pending::start(plugin, command, req)?.wait()
+}
+
+/// A delegate started and not waited for yet, so that the caller can work while it runs.
+/// Dropping it waits for the process (no zombie is left), ignoring what it printed.
+pub struct Pending {
+    plugin: String,
+    command: Command,
+    child: Option<std::process::Child>,
+}
+
+impl Pending {
+    /// Execs the delegate with the request's environment (CNI_COMMAND replaced) and config
+    /// bytes, without waiting for it. Configs are far smaller than a pipe's buffer: the
+    /// write does not wait for the delegate either.
+    pub fn start(plugin: &str, command: Command, req: &Request) -> Result<Pending, Error> {
+        let path = find_in_path(plugin, &req.cmd.path)?;
+        let mut child = Process::new(&path)
+            .env_clear()
+            .envs(req.env.iter())
+            .env("CNI_COMMAND", command.as_str())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Error::io(format!("exec {}: {e}", path.display())))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A delegate that exits without reading stdin is judged by its exit status.
+            let _ = stdin.write_all(&req.stdin);
+        }
+        Ok(Pending {
+            plugin: plugin.to_string(),
+            command,
+            child: Some(child),
+        })
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| Error::io(format!("wait for {}: {e}", path.display())))?;
-    if !output.status.success() {
-        return Err(delegate_error(plugin, &output.stdout, output.status));
+
+    /// Waits for the delegate: its output as JSON (`None` when it printed nothing), or its
+    /// error.
+    pub fn wait(mut self) -> Result<Option<serde_json::Value>, Error> {
+        let (plugin, command) = (self.plugin.clone(), self.command);
+        let child = self
+            .child
+            .take()
+            .ok_or_else(|| Error::internal(format!("{plugin} was already waited for")))?;
+        let output = child
+            .wait_with_output()
+            .map_err(|e| Error::io(format!("wait for {plugin}: {e}")))?;
+        if !output.status.success() {
+            return Err(delegate_error(&plugin, &output.stdout, output.status));
+        }
+        if output.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&output.stdout)
+            .map(Some)
+            .map_err(|e| Error::decoding(format!("{plugin}: decode {command} output: {e}")))
     }
-    if output.stdout.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
     }
-    serde_json::from_slice(&output.stdout)
-        .map(Some)
-        .map_err(|e| Error::decoding(format!("{plugin}: decode {command} output: {e}")))
 }
 
 /// The delegate's own error object when it printed one, else its exit status.
@@ -106,9 +146,64 @@ impl<'a> IpamLease<'a> {
         Ok((lease, result))
     }
 
+    /// Starts the delegate's ADD without waiting for it: the caller does its own work (a
+    /// link to create) while IPAM allocates, then takes the lease with
+    /// [`PendingLease::wait`]. A pending lease dropped before that waits for the ADD and
+    /// releases what it got.
+    pub fn start(plugin: &str, req: &'a Request) -> Result<PendingLease<'a>, Error> {
+        Ok(PendingLease {
+            pending: Some(Pending::start(plugin, Command::Add, req)?),
+            plugin: plugin.to_string(),
+            req,
+        })
+    }
+
     /// The ADD succeeded: the allocation stays.
     pub fn keep(mut self) {
         self.kept = true;
+    }
+}
+
+/// An IPAM ADD still running (see [`IpamLease::start`]).
+pub struct PendingLease<'a> {
+    pending: Option<Pending>,
+    plugin: String,
+    req: &'a Request,
+}
+
+impl<'a> PendingLease<'a> {
+    /// Waits for the delegate's ADD: the lease and the result, as [`IpamLease::acquire`].
+    pub fn wait(mut self) -> Result<(IpamLease<'a>, CniResult), Error> {
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| Error::internal(format!("{} was already waited for", self.plugin)))?;
+        let value = pending.wait()?;
+        // From here on, a failure releases what the ADD may have allocated.
+        let lease = IpamLease {
+            plugin: self.plugin.clone(),
+            req: self.req,
+            kept: false,
+        };
+        let value = value
+            .ok_or_else(|| Error::decoding(format!("{}: ADD printed no result", self.plugin)))?;
+        let result = CniResult::from_value(value, self.req.version())
+            .map_err(|e| e.context(&self.plugin))?;
+        Ok((lease, result))
+    }
+}
+
+impl Drop for PendingLease<'_> {
+    fn drop(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        // What the ADD allocated is released; a failed ADD holds nothing.
+        if pending.wait().is_ok()
+            && let Err(e) = run(&self.plugin, Command::Del, self.req)
+        {
+            log::warn!("release {} allocation after failed ADD: {e}", self.plugin);
+        }
     }
 }
 
@@ -120,5 +215,110 @@ impl Drop for IpamLease<'_> {
         if let Err(e) = run(&self.plugin, Command::Del, self.req) {
             log::warn!("release {} allocation after failed ADD: {e}", self.plugin);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::env::{CmdArgs, Env};
+    use crate::error::code;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    /// A directory with a fake IPAM plugin that logs each command it gets and, unless
+    /// `fail`, answers ADD with an address.
+    struct Fake {
+        dir: PathBuf,
+    }
+
+    impl Fake {
+        fn new(name: &str, fail: bool) -> Fake {
+            let dir = std::env::temp_dir().join(format!("cni-fake-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let answer = if fail {
+                r#"echo '{"code":101,"msg":"exhausted"}'; exit 1"#
+            } else {
+                r#"[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24"}]}'; exit 0"#
+            };
+            let script = format!(
+                "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> \"$(dirname \"$0\")/log\"\n{answer}\n"
+            );
+            let path = dir.join("fake-ipam");
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            Fake { dir }
+        }
+
+        fn request(&self) -> Request {
+            let path = self.dir.to_str().unwrap().to_string();
+            let env = Env::from_pairs([
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "c1"),
+                ("CNI_NETNS", "/run/netns/x"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_PATH", path.as_str()),
+                ("PATH", "/usr/bin:/bin"),
+            ]);
+            let stdin =
+                br#"{"cniVersion":"1.0.0","name":"n","type":"x","ipam":{"type":"fake-ipam"}}"#;
+            Request {
+                cmd: CmdArgs::from_env(&env).unwrap(),
+                conf: crate::NetConf::from_bytes(stdin).unwrap(),
+                stdin: stdin.to_vec(),
+                env,
+            }
+        }
+
+        fn log(&self) -> String {
+            std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+        }
+    }
+
+    impl Drop for Fake {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn a_pending_lease_kept_stays_and_one_dropped_is_released() {
+        let fake = Fake::new("keep", false);
+        let req = fake.request();
+        let (lease, result) = IpamLease::start("fake-ipam", &req).unwrap().wait().unwrap();
+        assert_eq!(result.ips[0].address.to_string(), "10.0.0.2/24");
+        lease.keep();
+        assert_eq!(fake.log(), "ADD\n");
+
+        let fake = Fake::new("drop", false);
+        let req = fake.request();
+        drop(IpamLease::start("fake-ipam", &req).unwrap());
+        assert_eq!(fake.log(), "ADD\nDEL\n");
+
+        let fake = Fake::new("unkept", false);
+        let req = fake.request();
+        let (lease, _) = IpamLease::start("fake-ipam", &req).unwrap().wait().unwrap();
+        drop(lease);
+        assert_eq!(fake.log(), "ADD\nDEL\n");
+    }
+
+    #[test]
+    fn a_failed_pending_add_is_its_error_and_releases_nothing() {
+        let fake = Fake::new("fail", true);
+        let req = fake.request();
+        let err = IpamLease::start("fake-ipam", &req)
+            .unwrap()
+            .wait()
+            .err()
+            .unwrap();
+        assert_eq!(err.code, 101);
+        assert!(err.msg.contains("exhausted"), "{}", err.msg);
+        drop(IpamLease::start("fake-ipam", &req).unwrap());
+        assert_eq!(fake.log(), "ADD\nADD\n");
+        let err = IpamLease::start("no-such-ipam", &req).err().unwrap();
+        assert_eq!(err.code, code::INVALID_ENV);
     }
 }

@@ -11,7 +11,19 @@ use crate::{find_master, kernel_error, open_netns};
 pub fn add(req: &Request, cfg: &Config) -> Result<CniResult, Error> {
     let ns = open_netns(req.netns())?;
     let mut undo = Undo::new();
-    let (mut ctr, link) = create_link(req, cfg, &ns)?;
+    // With the master in the host, IPAM allocates while the link is made (once the master is
+    // known to be usable): a delegate's exec costs about as much as the rest of the ADD.
+    let mut pending = None;
+    let (mut ctr, link) = if cfg.link_in_container {
+        create_link(req, cfg, &ns, None)?
+    } else {
+        let mut host = Netlink::host().map_err(kernel_error)?;
+        let master = find_master(&mut host, cfg)?;
+        if let Some(ipam) = cfg.ipam_type() {
+            pending = Some(IpamLease::start(ipam, req)?);
+        }
+        create_link(req, cfg, &ns, Some((&mut host, &master)))?
+    };
     let (netns, index, kind) = (req.netns().to_string(), link.index, cfg.kind.name());
     undo.push(format!("delete {kind} {}", link.name), move || {
         NetNs::open(&netns)
@@ -35,7 +47,10 @@ pub fn add(req: &Request, cfg: &Config) -> Result<CniResult, Error> {
     let mut lease = None;
     let (first_ip, first_route) = match &cfg.addressing {
         Addressing::Ipam(ipam) => {
-            let (l, r) = IpamLease::acquire(ipam, req)?;
+            let (l, r) = match pending.take() {
+                Some(pending) => pending.wait()?,
+                None => IpamLease::acquire(ipam, req)?,
+            };
             lease = Some(l);
             if r.ips.is_empty() {
                 return Err(Error::internal(format!("{ipam} returned no IP address")));
@@ -77,37 +92,26 @@ pub fn add(req: &Request, cfg: &Config) -> Result<CniResult, Error> {
     Ok(result)
 }
 
-/// Finds the master, then in one trip into the container's netns creates the link there
-/// under a temporary name, renames it to CNI_IFNAME and sets its sysctls. Returns the
-/// container's socket and the link (down).
-fn create_link(req: &Request, cfg: &Config, ns: &NetNs) -> Result<(Netlink, Link), Error> {
+/// In one trip into the container's netns: creates the link there under a temporary name
+/// (from the host's socket, on `master`, or with `linkInContainer` from the container's on
+/// the master found there), renames it to CNI_IFNAME, sets its sysctls and brings it up.
+/// Returns the container's socket and the link.
+fn create_link(
+    req: &Request,
+    cfg: &Config,
+    ns: &NetNs,
+    host: Option<(&mut Netlink, &Link)>,
+) -> Result<(Netlink, Link), Error> {
     let ifname = req.ifname();
-    let run = |host: Option<&mut Netlink>, ctr: &mut Netlink| -> Result<Link, Error> {
+    let run = |ctr: &mut Netlink| -> Result<Link, Error> {
         let link = match host {
-            Some(host) => {
-                let master = find_master(host, cfg)?;
+            Some((host, master)) => {
                 let target = ChildTarget::Netns { ns, nl: ctr };
-                create(
-                    host,
-                    master.index,
-                    target,
-                    cfg,
-                    ifname,
-                    req.netns(),
-                    &master.name,
-                )?
+                create(host, master, target, cfg, ifname, req.netns())?
             }
             None => {
                 let master = find_master(ctr, cfg)?;
-                create(
-                    ctr,
-                    master.index,
-                    ChildTarget::Here,
-                    cfg,
-                    ifname,
-                    req.netns(),
-                    &master.name,
-                )?
+                create(ctr, &master, ChildTarget::Here, cfg, ifname, req.netns())?
             }
         };
         // As the reference: announce the addresses when they come (best effort: IPv6 may be
@@ -120,15 +124,11 @@ fn create_link(req: &Request, cfg: &Config, ns: &NetNs) -> Result<(Netlink, Link
                 log::debug!("{key}: {e}");
             }
         }
+        // Up here, while IPAM may still be running: the addresses come later.
+        ctr.set_link_up(link.index).map_err(kernel_error)?;
         Ok(link)
     };
-    let (ctr, link) = if cfg.link_in_container {
-        Netlink::in_netns_with(ns, |ctr| Ok(run(None, ctr)))
-    } else {
-        let mut host = Netlink::host().map_err(kernel_error)?;
-        Netlink::in_netns_with(ns, |ctr| Ok(run(Some(&mut host), ctr)))
-    }
-    .map_err(kernel_error)?;
+    let (ctr, link) = Netlink::in_netns_with(ns, |ctr| Ok(run(ctr))).map_err(kernel_error)?;
     Ok((ctr, link?))
 }
 
@@ -136,13 +136,13 @@ fn create_link(req: &Request, cfg: &Config, ns: &NetNs) -> Result<(Netlink, Link
 /// wrong the way a user can act on.
 fn create(
     nl: &mut Netlink,
-    master: u32,
+    master: &Link,
     target: ChildTarget<'_>,
     cfg: &Config,
     ifname: &str,
     netns: &str,
-    master_name: &str,
 ) -> Result<Link, Error> {
+    let (master_name, master) = (&master.name, master.index);
     let created = match &cfg.kind {
         Kind::Macvlan {
             mode,
@@ -194,14 +194,13 @@ fn create(
     })
 }
 
-/// Brings the link up and adds its addresses and routes.
+/// Adds the link's addresses and routes (it is up already).
 fn configure(
     ctr: &mut Netlink,
     link: &Link,
     ips: &[IpConfig],
     routes: &[Route],
 ) -> Result<(), Error> {
-    ctr.set_link_up(link.index).map_err(kernel_error)?;
     for ip in ips {
         match ctr.add_address(link.index, ip.address) {
             Err(e) if !e.is_exists() => {
