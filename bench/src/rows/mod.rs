@@ -13,6 +13,7 @@ mod dns;
 mod floor;
 mod host_local;
 mod loopback;
+mod macvlan;
 mod portmap;
 mod version;
 
@@ -105,7 +106,10 @@ pub fn all(params: Params) -> (Vec<Box<dyn Row>>, Vec<Derived>) {
         Box::new(dns::Dns::new(dns::Peer::Dnsmasq)),
         Box::new(dns::Dns::new(dns::Peer::Aardvark)),
     ];
-    portmap::register(params, bridge::register(params, (rows, derived)))
+    macvlan::register(
+        params,
+        portmap::register(params, bridge::register(params, (rows, derived))),
+    )
 }
 
 /// A container ID shaped like a real one (64 hex digits), distinct for each (`domain`, `n`).
