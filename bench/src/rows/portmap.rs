@@ -36,9 +36,9 @@ pub fn register(
     let all: Vec<Portmap> = counts.iter().map(|n| Portmap::new(*n)).collect();
     for (k, full) in all.iter().enumerate().skip(1) {
         let ops: &[&'static str] = if k + 1 == counts.len() {
-            &["ADD", "DEL"]
+            &["ADD", "DEL", "pm ADD", "pm DEL"]
         } else {
-            &["ADD"]
+            &["ADD", "pm ADD"]
         };
         derived.extend(ops.iter().map(|op| Derived {
             name: format!("portmap growth {}/0", full.containers),
@@ -91,8 +91,9 @@ impl Row for Portmap {
         vec!["bridge", "host-local", "portmap"]
     }
 
+    /// The whole list's ADD and DEL, and portmap's own share of them (`pm`).
     fn ops(&self) -> Vec<&'static str> {
-        vec!["ADD", "DEL"]
+        vec!["ADD", "DEL", "pm ADD", "pm DEL"]
     }
 
     fn group(&self) -> Option<&'static str> {
@@ -317,12 +318,26 @@ impl Instance for PortmapInstance {
         let id = container_id(self.domain + 1, i);
         let add = self.add(&id, None, HOST_PORT)?;
         let del = self.del(&id, None, HOST_PORT, &add)?;
-        Ok(vec![add.total(), del.total()])
+        Ok(vec![
+            add.total(),
+            del.total(),
+            portmap_step(&add)?,
+            portmap_step(&del)?,
+        ])
     }
 
     fn teardown(&mut self, _sandbox: &Sandbox) -> Result<()> {
         self.check_counts()
     }
+}
+
+/// The time of the portmap process in a run of the list.
+fn portmap_step(run: &ChainRun) -> Result<Duration> {
+    run.steps
+        .iter()
+        .find(|(ty, _)| ty == "portmap")
+        .map(|(_, d)| *d)
+        .ok_or_else(|| Error::msg("the list ran no portmap"))
 }
 
 /// Runs a command (from the machine's namespaces) and returns its stdout; failing is an

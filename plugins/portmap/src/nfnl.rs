@@ -26,7 +26,9 @@ const NFPROTO_INET: u8 = 1;
 // nftables
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETSETELEM: u16 = 13;
+const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
+const NLM_F_CREATE: u16 = 0x400;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
@@ -53,6 +55,18 @@ const CTA_FILTER_ORIG_FLAGS: u16 = 1;
 const CTA_FILTER_REPLY_FLAGS: u16 = 2;
 const CTA_FILTER_F_CTA_PROTO_NUM: u32 = 1 << 3;
 const CTA_FILTER_F_CTA_PROTO_DST_PORT: u32 = 1 << 5;
+
+/// One change for [`NfSocket::apply`].
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    pub delete: bool,
+    pub set: &'a str,
+    pub key: &'a [u8],
+    /// The value of a map element (adds only).
+    pub data: Option<&'a [u8]>,
+    /// The comment `nft` shows (adds only).
+    pub comment: Option<&'a str>,
+}
 
 /// A set element as the kernel holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,38 +175,54 @@ impl NfSocket {
         Ok(seq)
     }
 
-    /// Deletes elements of inet-family sets (set name, key) in ONE transaction. Every
-    /// element must exist (the caller looked them up): a missing one fails the whole batch
-    /// with ENOENT and nothing is deleted.
-    pub fn delete_elements(&mut self, table: &str, elements: &[(&str, &[u8])]) -> io::Result<()> {
-        if elements.is_empty() {
+    /// Adds and deletes elements of inet-family sets in ONE transaction: all happen or
+    /// none does. Adds are not exclusive (an element that exists with the same data
+    /// stays; with other data the kernel answers EEXIST). A delete of an element that is
+    /// not there fails the batch with ENOENT, as does any change to a set that does not
+    /// exist.
+    pub fn apply(&mut self, table: &str, changes: &[Change<'_>]) -> io::Result<()> {
+        if changes.is_empty() {
             return Ok(());
         }
         let mut batch = Vec::new();
+        let none = Attrs::default();
         self.message(
             &mut batch,
             NFNL_MSG_BATCH_BEGIN,
             0,
             0,
             NFNL_SUBSYS_NFTABLES,
-            &Attrs::default(),
+            &none,
         );
-        let mut seqs = Vec::with_capacity(elements.len());
-        for (set, key) in elements {
-            let mut value = Attrs::default();
-            value.put(NFTA_DATA_VALUE, key);
+        let mut seqs = Vec::with_capacity(changes.len());
+        for change in changes {
+            let mut key = Attrs::default();
+            key.put(NFTA_DATA_VALUE, change.key);
             let mut elem = Attrs::default();
-            elem.nest(NFTA_SET_ELEM_KEY, value);
+            elem.nest(NFTA_SET_ELEM_KEY, key);
+            if let Some(data) = change.data {
+                let mut value = Attrs::default();
+                value.put(NFTA_DATA_VALUE, data);
+                elem.nest(NFTA_SET_ELEM_DATA, value);
+            }
+            if let Some(comment) = change.comment {
+                elem.put(NFTA_SET_ELEM_USERDATA, &encode_comment(comment));
+            }
             let mut list = Attrs::default();
             list.nest(NFTA_LIST_ELEM, elem);
             let mut req = Attrs::default();
             req.put_str(NFTA_SET_ELEM_LIST_TABLE, table)
-                .put_str(NFTA_SET_ELEM_LIST_SET, set)
+                .put_str(NFTA_SET_ELEM_LIST_SET, change.set)
                 .nest(NFTA_SET_ELEM_LIST_ELEMENTS, list);
+            let (kind, flags) = if change.delete {
+                (NFT_MSG_DELSETELEM, NLM_F_ACK)
+            } else {
+                (NFT_MSG_NEWSETELEM, NLM_F_ACK | NLM_F_CREATE)
+            };
             seqs.push(self.message(
                 &mut batch,
-                (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELSETELEM,
-                NLM_F_ACK,
+                (NFNL_SUBSYS_NFTABLES << 8) | kind,
+                flags,
                 NFPROTO_INET,
                 0,
                 &req,
@@ -204,7 +234,7 @@ impl NfSocket {
             0,
             0,
             NFNL_SUBSYS_NFTABLES,
-            &Attrs::default(),
+            &none,
         );
         self.sock.send(&batch, 0)?;
         self.receive_acks(&seqs)
@@ -448,6 +478,19 @@ fn parse_element(body: &[u8]) -> Option<ElementInfo> {
     Some(ElementInfo { data, comment })
 }
 
+/// A comment as `nft` stores it: a libnftnl TLV holding the text and its NUL (the caller
+/// keeps comments to 128 bytes).
+fn encode_comment(comment: &str) -> Vec<u8> {
+    let text = comment.as_bytes();
+    let text = &text[..text.len().min(127)];
+    let mut out = Vec::with_capacity(text.len() + 3);
+    out.push(NFTNL_UDATA_SET_ELEM_COMMENT);
+    out.push((text.len() + 1) as u8);
+    out.extend_from_slice(text);
+    out.push(0);
+    out
+}
+
 /// The comment in libnftnl's element user data (TLVs of type, length, value).
 fn decode_comment(mut udata: &[u8]) -> Option<String> {
     while let [kind, len, rest @ ..] = udata {
@@ -480,6 +523,15 @@ mod tests {
         assert_eq!(attr(&all[0].1, 3), None);
         // Truncated input ends the walk instead of panicking.
         assert_eq!(attrs(&outer.0[..5]).count(), 0);
+    }
+
+    #[test]
+    fn comments_encode_as_nft_does() {
+        assert_eq!(encode_comment("ab"), [0, 3, b'a', b'b', 0]);
+        assert_eq!(
+            decode_comment(&encode_comment("x y")).as_deref(),
+            Some("x y")
+        );
     }
 
     #[test]

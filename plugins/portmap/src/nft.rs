@@ -45,7 +45,7 @@ use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::nfnl::NfSocket;
+use crate::nfnl::{Change, NfSocket};
 use crate::state::{self, AttachmentState, StoredElement, hex, unhex};
 use crate::{Backend, PORT_IN_USE, container_addresses};
 
@@ -462,7 +462,7 @@ pub fn add(
     let comment = element_comment(&cfg.network, req.container_id(), req.ifname());
     let states = state::dir(&cfg.data_dir, &cfg.network);
     let old: Option<AttachmentState> = states.load(req.container_id(), req.ifname());
-    let mut ops = Vec::new();
+    let mut stale = Vec::new();
     if let Some(old) = &old {
         if old.backend == Backend::Iptables {
             crate::iptables::release(&cfg.data_dir, old)?;
@@ -474,13 +474,51 @@ pub fn add(
                 .iter()
                 .any(|p| p.set == e.set && p.key == key && p.data.as_deref().map(hex) == e.data);
             if !kept {
-                ops.push(ElementOp::delete(Family::Inet, TABLE, &e.set, key));
+                stale.push(ElementOp::delete(Family::Inet, TABLE, &e.set, key));
             }
         }
     }
-    ops.extend(plan.elements.iter().map(|e| add_op(e, &comment)));
-    let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
-    apply_adds(&mut nft, cfg, &plan, &ops, &comment)?;
+    if stale.is_empty() {
+        // The usual case: adds only, on a socket closed without making the runtime wait.
+        let mut sock = NfSocket::open().map_err(|e| nft_error("open netfilter socket", e))?;
+        let changes: Vec<Change<'_>> = plan
+            .elements
+            .iter()
+            .map(|e| Change {
+                delete: false,
+                set: &e.set,
+                key: &e.key,
+                data: e.data.as_deref(),
+                comment: Some(&comment),
+            })
+            .collect();
+        apply_adds(cfg, &plan, &comment, || {
+            sock.apply(TABLE, &changes)
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ENOENT) => Failure::Missing,
+                    Some(libc::EEXIST) => Failure::Taken,
+                    _ => Failure::Other(e.to_string()),
+                })
+        })?;
+        sock.close_detached();
+    } else {
+        // An earlier ADD of this attachment left elements this one replaces: deletes and
+        // adds in one transaction through the netlink crate (which skips what is gone).
+        let mut ops = stale;
+        ops.extend(plan.elements.iter().map(|e| add_op(e, &comment)));
+        let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
+        apply_adds(cfg, &plan, &comment, || {
+            nft.apply(&ops).map_err(|e| {
+                if e.is_not_found() {
+                    Failure::Missing
+                } else if e.is_exists() {
+                    Failure::Taken
+                } else {
+                    Failure::Other(e.to_string())
+                }
+            })
+        })?;
+    }
     let mut undo = Undo::new();
     let adds: Vec<ElementOp> = plan
         .elements
@@ -511,40 +549,56 @@ pub fn add(
     Ok(saved)
 }
 
-/// Applies the ADD's batch; a missing set creates the structure, a host port held by
-/// another attachment is the caller's error unless that attachment is gone.
+/// Why a batch of the ADD failed.
+enum Failure {
+    /// A set or the table is missing (ENOENT).
+    Missing,
+    /// A map key is held with other data (EEXIST).
+    Taken,
+    Other(String),
+}
+
+/// Sends the ADD's batch (`send`); a missing set creates the structure, a host port held
+/// by another attachment is the caller's error unless that attachment is gone.
 fn apply_adds(
-    nft: &mut Nft,
     cfg: &Config,
     plan: &Plan,
-    ops: &[ElementOp],
     comment: &str,
+    mut send: impl FnMut() -> Result<(), Failure>,
 ) -> Result<(), Error> {
     let mut created = false;
     let mut reclaimed = false;
     loop {
-        let err = match nft.apply(ops) {
+        match send() {
             Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
-        if err.is_not_found() && !created {
-            ensure_structure(nft, &cfg.data_dir, &plan.structures)?;
-            created = true;
-            continue;
+            Err(Failure::Missing) if !created => {
+                let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
+                ensure_structure(&mut nft, &cfg.data_dir, &plan.structures)?;
+                created = true;
+            }
+            Err(Failure::Taken) if !reclaimed => {
+                conflict(cfg, plan, comment)?;
+                reclaimed = true;
+            }
+            Err(Failure::Missing) => {
+                return Err(Error::internal(
+                    "add port mapping elements: a set of table inet cni_portmap is missing",
+                ));
+            }
+            Err(Failure::Taken) => {
+                return Err(Error::internal(
+                    "add port mapping elements: an element is still held by another attachment",
+                ));
+            }
+            Err(Failure::Other(e)) => return Err(nft_error("add port mapping elements", e)),
         }
-        if err.is_exists() && !reclaimed {
-            conflict(nft, cfg, plan, comment)?;
-            reclaimed = true;
-            continue;
-        }
-        return Err(nft_error("add port mapping elements", err));
     }
 }
 
 /// A map key of the plan is held with other data. If its holder is this attachment (an ADD
 /// whose state was lost) or an attachment whose netns is gone (its DEL never came), its
 /// elements go and the caller tries again; otherwise the error names the holder.
-fn conflict(nft: &mut Nft, cfg: &Config, plan: &Plan, comment: &str) -> Result<(), Error> {
+fn conflict(cfg: &Config, plan: &Plan, comment: &str) -> Result<(), Error> {
     let mut sock = NfSocket::open().map_err(|e| nft_error("open netfilter socket", e))?;
     for p in plan.elements.iter().filter(|p| p.data.is_some()) {
         let Some(held) = sock
@@ -559,13 +613,9 @@ fn conflict(nft: &mut Nft, cfg: &Config, plan: &Plan, comment: &str) -> Result<(
         let holder = held.comment.as_deref().unwrap_or_default();
         if holder == comment {
             log::info!("replacing {}: left by an earlier ADD without state", p.what);
-            return nft
-                .apply(&[ElementOp::delete(
-                    Family::Inet,
-                    TABLE,
-                    &p.set,
-                    p.key.clone(),
-                )])
+            let op = ElementOp::delete(Family::Inet, TABLE, &p.set, p.key.clone());
+            return Nft::host()
+                .and_then(|mut nft| nft.apply(&[op]))
                 .map_err(|e| nft_error("delete leftover mapping", e));
         }
         if let Some((network, id, ifname)) = parse_comment(holder) {
@@ -654,8 +704,17 @@ pub fn release(network: &str, saved: &AttachmentState) -> Result<(), Error> {
     if doomed.is_empty() {
         return Ok(());
     }
-    let batch: Vec<(&str, &[u8])> = doomed.iter().map(|(s, k)| (*s, k.as_slice())).collect();
-    match sock.delete_elements(TABLE, &batch) {
+    let batch: Vec<Change<'_>> = doomed
+        .iter()
+        .map(|(set, key)| Change {
+            delete: true,
+            set,
+            key,
+            data: None,
+            comment: None,
+        })
+        .collect();
+    match sock.apply(TABLE, &batch) {
         Ok(()) => {
             sock.close_detached();
             Ok(())
