@@ -14,6 +14,6 @@ echo "== build"
 cargo build --workspace --quiet
 echo "== tests"
 cargo test --workspace --quiet -- --test-threads="${TEST_THREADS:-4}"
-echo "== vm tests (kernel features this machine lacks: bridge VLAN filtering)"
+echo "== vm tests (kernel features this machine lacks: bridge VLAN filtering, ipvlan)"
 tests/vm/run.sh
 echo "== all tests passed"
