@@ -8,6 +8,8 @@
 //! Candidates for `cni-netlink` once it grows conntrack support.
 
 use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
@@ -276,47 +278,28 @@ impl NfSocket {
     }
 
     /// Closes the socket without making the caller wait for the kernel: after a
-    /// transaction that deleted elements, the last close of an nftables socket waits for
-    /// the freeing of those elements (an RCU grace period, ~10 ms on a small VM). A forked
-    /// child keeps a copy of the socket until this process has exited and so pays that wait
-    /// instead; it closes its standard streams at once, so a runtime reading this process's
-    /// output is not kept waiting either. Without a child (fork failed), the socket is
-    /// closed here.
+    /// transaction, the last close of an nftables socket may wait for the freeing of
+    /// deleted objects (an RCU grace period, ~10 ms on a small VM; also other namespaces'
+    /// pending frees). The socket is kept open until the process exits; at exit, after the
+    /// result is written, the standard streams are pointed at /dev/null (the runtime sees
+    /// their end at once) and a forked child keeps a copy of the socket until this process
+    /// is gone, so the child pays that wait instead. Without a child (fork failed) the
+    /// socket closes with the process.
     pub fn close_detached(self) {
-        let mut pipe = [0 as libc::c_int; 2];
-        // SAFETY: pipe2 writes two descriptors into the array it is given.
-        if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        let fd = self.sock.as_raw_fd();
+        // SAFETY: dup of a descriptor we own; the copy outlives `self`.
+        let copy = unsafe { libc::dup(fd) };
+        if copy < 0 {
             return;
         }
-        let [read_end, write_end] = pipe;
-        // SAFETY: fork() itself is always safe to call; the child below only makes
-        // async-signal-safe system calls on descriptors it inherited, and leaves with
-        // _exit, running no destructor and no atexit handler.
-        match unsafe { libc::fork() } {
-            0 => unsafe {
-                libc::setsid();
-                for stdio in 0..=2 {
-                    libc::close(stdio);
-                }
-                libc::close(write_end);
-                // Returns (EOF) once every copy of the write end is closed: when this
-                // process's parent has exited.
-                let mut byte = 0u8;
-                libc::read(read_end, (&mut byte as *mut u8).cast(), 1);
-                libc::_exit(0)
-            },
-            -1 => {
-                // SAFETY: closing the descriptors pipe2 gave us.
-                unsafe {
-                    libc::close(read_end);
-                    libc::close(write_end);
-                }
-            }
-            // The write end stays open until this process exits.
-            // SAFETY: closing a descriptor pipe2 gave us.
-            _ => unsafe {
-                libc::close(read_end);
-            },
+        let previous = DETACHED_FD.swap(copy, Ordering::SeqCst);
+        if previous >= 0 {
+            // SAFETY: a descriptor an earlier call kept; this one replaces it.
+            unsafe { libc::close(previous) };
+        }
+        if !AT_EXIT.swap(true, Ordering::SeqCst) {
+            // SAFETY: registers a plain extern "C" function.
+            unsafe { libc::atexit(close_at_exit) };
         }
     }
 
@@ -464,6 +447,54 @@ impl NfSocket {
             }
         }
         Ok(deleted)
+    }
+}
+
+/// The socket [`NfSocket::close_detached`] keeps for the exit handler (-1: none).
+static DETACHED_FD: AtomicI32 = AtomicI32::new(-1);
+static AT_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// At exit: stdio to /dev/null, then a child holds the kept socket until this process is
+/// gone. Only system calls, no allocation: the process is single-threaded at this point
+/// and about to exit.
+extern "C" fn close_at_exit() {
+    let fd = DETACHED_FD.swap(-1, Ordering::SeqCst);
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: system calls on descriptors this process owns, with valid pointers; the child
+    // leaves with _exit, running no destructor and no other exit handler.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            for stdio in 0..=2 {
+                libc::dup2(null, stdio);
+            }
+            libc::close(null);
+        }
+        let mut pipe = [0 as libc::c_int; 2];
+        if libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return;
+        }
+        let [read_end, write_end] = pipe;
+        match libc::fork() {
+            0 => {
+                libc::setsid();
+                libc::close(write_end);
+                // EOF once the parent has exited and its write end is closed.
+                let mut byte = 0u8;
+                libc::read(read_end, (&mut byte as *mut u8).cast(), 1);
+                libc::_exit(0)
+            }
+            -1 => {
+                libc::close(read_end);
+                libc::close(write_end);
+            }
+            _ => {
+                libc::close(read_end);
+                libc::close(fd);
+            }
+        }
     }
 }
 
