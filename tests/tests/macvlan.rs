@@ -675,3 +675,26 @@ fn ipvlan_on_a_kernel_without_it_says_so() {
     // DEL still works (and releases nothing it does not have).
     net.call("DEL", "a", &a).run().assert_ok_empty();
 }
+
+#[test]
+fn an_add_that_fails_after_the_link_exists_takes_it_back() {
+    // A /30 has one address to hand out: the second container's IPAM fails once its link
+    // is already made (IPAM runs while the link is created).
+    let net = Net::new("10.76.0.0/30", json!({}));
+    let (a, b) = (net.sb.container(), net.sb.container());
+    net.add("a", &a);
+    net.call("ADD", "b", &b).run().assert_error(101);
+    assert_eq!(link_names(&b), ["lo"]);
+    assert_eq!(net.allocations(), vec!["10.76.0.2"]);
+    assert!(net.host_leftovers().is_empty());
+    // A route IPAM hands out that the kernel refuses (its gateway is unreachable): the
+    // link and the address are both taken back.
+    let mut conf = net.conf.clone();
+    conf["ipam"]["ranges"] = json!([[{"subnet": "10.77.0.0/24"}]]);
+    conf["ipam"]["routes"] = json!([{"dst": "198.51.100.0/24", "gw": "192.0.2.1"}]);
+    let c = net.sb.container();
+    let out = net.call_conf("ADD", "c", &c, &conf).run();
+    out.assert_error_containing(999, "198.51.100.0/24");
+    assert_eq!(link_names(&c), ["lo"]);
+    assert_eq!(net.allocations(), vec!["10.76.0.2"]);
+}
