@@ -11,17 +11,18 @@ use crate::{find_master, kernel_error, open_netns};
 pub fn add(req: &Request, cfg: &Config) -> Result<CniResult, Error> {
     let ns = open_netns(req.netns())?;
     let mut undo = Undo::new();
-    // With the master in the host, IPAM allocates while the link is made (once the master is
-    // known to be usable): a delegate's exec costs about as much as the rest of the ADD.
+    // With the master in the host, IPAM allocates while the master is looked up and the link
+    // made: a delegate's exec is the longest step of the ADD. Should the master turn out
+    // unusable, the pending allocation is waited for and released.
     let mut pending = None;
     let (mut ctr, link) = if cfg.link_in_container {
         create_link(req, cfg, &ns, None)?
     } else {
-        let mut host = Netlink::host().map_err(kernel_error)?;
-        let master = find_master(&mut host, cfg)?;
         if let Some(ipam) = cfg.ipam_type() {
             pending = Some(IpamLease::start(ipam, req)?);
         }
+        let mut host = Netlink::host().map_err(kernel_error)?;
+        let master = find_master(&mut host, cfg)?;
         create_link(req, cfg, &ns, Some((&mut host, &master)))?
     };
     let (netns, index, kind) = (req.netns().to_string(), link.index, cfg.kind.name());
