@@ -302,11 +302,13 @@ fn udp_is_forwarded_and_a_stale_flow_is_flushed_on_add() {
     let rt_a = rt(
         "udp-a",
         &a,
-        json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]),
+        json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"},
+               {"hostPort": 5354, "containerPort": 53, "protocol": "udp"}]),
     );
-    // A client keeps sending to the host port before the mapping exists: conntrack
-    // remembers that flow as going to the host itself.
+    // A client keeps sending to the host ports before the mapping exists: conntrack
+    // remembers those flows as going to the host itself.
     assert_eq!(ask_udp(host.outside.path_str(), HOST_IP, 5353, 40000), None);
+    assert_eq!(ask_udp(host.outside.path_str(), HOST_IP, 5354, 40002), None);
     let listed = host.sb.host_exec(&["conntrack", "-L", "-p", "udp"]);
     if listed.status.success() {
         let flows = String::from_utf8_lossy(&listed.stdout);
@@ -316,11 +318,13 @@ fn udp_is_forwarded_and_a_stale_flow_is_flushed_on_add() {
         );
     }
     cni.add_network_list(&list, &rt_a).unwrap();
-    // The same flow (same source port) now reaches the container.
-    assert_eq!(
-        ask_udp(host.outside.path_str(), HOST_IP, 5353, 40000).unwrap(),
-        format!("A {OUTSIDE_IP}")
-    );
+    // The same flows (same source ports) now reach the container.
+    for (port, src) in [(5353, 40000), (5354, 40002)] {
+        assert_eq!(
+            ask_udp(host.outside.path_str(), HOST_IP, port, src).unwrap(),
+            format!("A {OUTSIDE_IP}")
+        );
+    }
     let local = ask_udp(host.host(), "127.0.0.1", 5353, 0).unwrap();
     assert!(local.starts_with("A "), "{local}");
     cni.check_network_list(&list, &rt_a).unwrap();

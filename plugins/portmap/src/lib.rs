@@ -176,12 +176,10 @@ fn flush_udp_conntrack(mappings: &[Mapping], addrs: &[IpNetwork]) {
             .collect();
         ports.sort_unstable();
         ports.dedup();
-        for port in ports {
-            match sock.delete_udp_conntrack(family, port) {
-                Ok(0) => {}
-                Ok(n) => log::debug!("deleted {n} UDP conntrack entries of port {port}"),
-                Err(e) => log::warn!("delete stale UDP conntrack entries of port {port}: {e}"),
-            }
+        match sock.delete_udp_conntrack(family, &ports) {
+            Ok(0) => {}
+            Ok(n) => log::debug!("deleted {n} stale UDP conntrack entries of ports {ports:?}"),
+            Err(e) => log::warn!("delete stale UDP conntrack entries of ports {ports:?}: {e}"),
         }
     }
 }

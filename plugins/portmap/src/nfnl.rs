@@ -381,28 +381,34 @@ impl NfSocket {
     }
 
     /// Deletes the conntrack entries of `family` (`AF_INET`, `AF_INET6`) whose original
-    /// direction is UDP to destination port `port`; returns how many went. The kernel is
-    /// asked to filter the dump (Linux 5.8+); what comes back is checked again here, so an
-    /// older kernel that ignores the filter costs a longer dump, never a wrong delete.
-    pub fn delete_udp_conntrack(&mut self, family: u8, port: u16) -> io::Result<usize> {
-        let tuple = || {
-            let mut proto = Attrs::default();
-            proto
-                .put(CTA_PROTO_NUM, &[17])
-                .put(CTA_PROTO_DST_PORT, &port.to_be_bytes());
-            let mut tuple = Attrs::default();
-            tuple.nest(CTA_TUPLE_PROTO, proto);
-            tuple
+    /// direction is UDP to one of the destination `ports`; returns how many went. One dump
+    /// whatever the number of ports: the kernel walks its whole (global) conntrack table for
+    /// a dump, ~4 ms with 262,144 buckets. It is asked to filter (Linux 5.8+) by protocol,
+    /// and by port when there is one; what comes back is checked again here, so an older
+    /// kernel that ignores the filter costs a longer dump, never a wrong delete.
+    pub fn delete_udp_conntrack(&mut self, family: u8, ports: &[u16]) -> io::Result<usize> {
+        if ports.is_empty() {
+            return Ok(0);
+        }
+        let single = match ports {
+            [port] => Some(*port),
+            _ => None,
         };
+        let mut proto = Attrs::default();
+        proto.put(CTA_PROTO_NUM, &[17]);
+        let mut flags = CTA_FILTER_F_CTA_PROTO_NUM;
+        if let Some(port) = single {
+            proto.put(CTA_PROTO_DST_PORT, &port.to_be_bytes());
+            flags |= CTA_FILTER_F_CTA_PROTO_DST_PORT;
+        }
+        let mut tuple = Attrs::default();
+        tuple.nest(CTA_TUPLE_PROTO, proto);
         let mut filter = Attrs::default();
         filter
-            .put(
-                CTA_FILTER_ORIG_FLAGS,
-                &(CTA_FILTER_F_CTA_PROTO_NUM | CTA_FILTER_F_CTA_PROTO_DST_PORT).to_ne_bytes(),
-            )
+            .put(CTA_FILTER_ORIG_FLAGS, &flags.to_ne_bytes())
             .put(CTA_FILTER_REPLY_FLAGS, &0u32.to_ne_bytes());
         let mut req = Attrs::default();
-        req.nest(CTA_TUPLE_ORIG, tuple()).nest(CTA_FILTER, filter);
+        req.nest(CTA_TUPLE_ORIG, tuple).nest(CTA_FILTER, filter);
         let seq = self.send(
             (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
             NLM_F_DUMP,
@@ -422,7 +428,10 @@ impl NfSocket {
             let proto = attr(orig, CTA_TUPLE_PROTO);
             let num = proto.and_then(|p| attr(p, CTA_PROTO_NUM));
             let dport = proto.and_then(|p| attr(p, CTA_PROTO_DST_PORT));
-            if num == Some(&[17]) && dport == Some(&port.to_be_bytes()[..]) {
+            let dport = dport
+                .and_then(|p| <[u8; 2]>::try_from(p).ok())
+                .map(u16::from_be_bytes);
+            if num == Some(&[17]) && dport.is_some_and(|p| ports.contains(&p)) {
                 victims.push((orig.to_vec(), attr(body, CTA_ID).map(<[u8]>::to_vec)));
             }
         })?;
