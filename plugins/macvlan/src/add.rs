@@ -11,20 +11,20 @@ use crate::{find_master, kernel_error, open_netns};
 pub fn add(req: &Request, cfg: &Config) -> Result<CniResult, Error> {
     let ns = open_netns(req.netns())?;
     let mut undo = Undo::new();
-    // With the master in the host, IPAM allocates while the master is looked up and the link
-    // made: a delegate's exec is the longest step of the ADD. Should the master turn out
-    // unusable, the pending allocation is waited for and released.
-    let mut pending = None;
-    let (mut ctr, link) = if cfg.link_in_container {
-        create_link(req, cfg, &ns, None)?
+    // IPAM is started while the master is looked up and the link made: a delegate's exec is
+    // the longest step of the ADD. Should the master turn out unusable or the link fail, the
+    // pending allocation is waited for and released.
+    let mut host = if cfg.link_in_container {
+        None
     } else {
-        if let Some(ipam) = cfg.ipam_type() {
-            pending = Some(IpamLease::start(ipam, req)?);
-        }
-        let mut host = Netlink::host().map_err(kernel_error)?;
-        let master = find_master(&mut host, cfg)?;
-        create_link(req, cfg, &ns, Some((&mut host, &master)))?
+        Some(Netlink::host().map_err(kernel_error)?)
     };
+    let start_ipam = || match cfg.ipam_type() {
+        Some(ipam) => IpamLease::start(ipam, req).map(Some),
+        None => Ok(None),
+    };
+    let (mut ctr, link, pending) = create_link(req, cfg, &ns, host.as_mut(), start_ipam)?;
+    let link = link?;
     let (netns, index, kind) = (req.netns().to_string(), link.index, cfg.kind.name());
     undo.push(format!("delete {kind} {}", link.name), move || {
         NetNs::open(&netns)
@@ -32,6 +32,7 @@ pub fn add(req: &Request, cfg: &Config) -> Result<CniResult, Error> {
             .and_then(|mut nl| nl.delete_link(index).map(drop))
             .map_err(|e| e.to_string())
     });
+    let mut pending = pending?;
 
     // A chained plugin passes prevResult on with its own interface, addresses and routes
     // added; the addresses and routes it applies are IPAM's, or with chained ipvlan those of
@@ -93,22 +94,25 @@ pub fn add(req: &Request, cfg: &Config) -> Result<CniResult, Error> {
     Ok(result)
 }
 
-/// In one trip into the container's netns: creates the link there under a temporary name
-/// (from the host's socket, on `master`, or with `linkInContainer` from the container's on
-/// the master found there), renames it to CNI_IFNAME, sets its sysctls and brings it up.
-/// Returns the container's socket and the link.
-fn create_link(
+/// In one trip into the container's netns: finds the master (through the host's socket, or
+/// with `linkInContainer` the container's), creates the link there under a temporary name,
+/// renames it to CNI_IFNAME, sets its sysctls and brings it up, while this thread runs
+/// `alongside` (starts IPAM). Returns the container's socket, the link and what `alongside`
+/// returned.
+fn create_link<U>(
     req: &Request,
     cfg: &Config,
     ns: &NetNs,
-    host: Option<(&mut Netlink, &Link)>,
-) -> Result<(Netlink, Link), Error> {
+    host: Option<&mut Netlink>,
+    alongside: impl FnOnce() -> U,
+) -> Result<(Netlink, Result<Link, Error>, U), Error> {
     let ifname = req.ifname();
     let run = |ctr: &mut Netlink| -> Result<Link, Error> {
         let link = match host {
-            Some((host, master)) => {
+            Some(host) => {
+                let master = find_master(host, cfg)?;
                 let target = ChildTarget::Netns { ns, nl: ctr };
-                create(host, master, target, cfg, ifname, req.netns())?
+                create(host, &master, target, cfg, ifname, req.netns())?
             }
             None => {
                 let master = find_master(ctr, cfg)?;
@@ -129,8 +133,7 @@ fn create_link(
         ctr.set_link_up(link.index).map_err(kernel_error)?;
         Ok(link)
     };
-    let (ctr, link) = Netlink::in_netns_with(ns, |ctr| Ok(run(ctr))).map_err(kernel_error)?;
-    Ok((ctr, link?))
+    Netlink::in_netns_alongside(ns, |ctr| Ok(run(ctr)), alongside).map_err(kernel_error)
 }
 
 /// Creates the link through `nl` (the socket of the master's netns), naming what went
