@@ -34,8 +34,8 @@ options:
   -w, --warmup N       warm-up iterations per row, not measured (default 10)
   -f, --filter TEXT    only rows whose name contains TEXT (case-insensitive); repeat or
                        separate with commas for several
-      --allocations N  existing allocations in the full host-local store, and containers
-                       already on the full bridge (default 1000)
+      --allocations N  existing allocations in the full host-local store, containers already
+                       on the full bridge and mapped ones in the full portmap row (default 1000)
       --store WHERE    where the stores (host-local's dataDir) live: `disk` (default), the
                        temp dir's file system, as /var/lib/cni on a node; or `tmpfs`, a
                        private tmpfs mounted there, which takes the disk's latency out

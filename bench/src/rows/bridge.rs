@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -144,19 +144,23 @@ impl Row for Bridge {
         let first = instance.add(&container_id(instance.domain, usize::MAX), None)?;
         instance.del(&container_id(instance.domain, usize::MAX), None, &first)?;
         if self.containers > 0 {
-            eprintln!(
-                "  {}: adding {} containers to {}",
-                side.label(),
-                self.containers,
-                instance.bridge
-            );
+            let started = Instant::now();
             instance.others = sandbox.container_netns_batch(self.containers)?;
+            let netns_made = started.elapsed();
             for k in 0..self.containers {
                 signals::check()?;
                 instance
                     .add(&container_id(instance.domain, k), Some(k))
                     .with_context(|| format!("pre-populating {}'s bridge", side.label()))?;
             }
+            eprintln!(
+                "  {}: {} containers on {} ({:.1} s for their netns, {:.1} s for the ADDs)",
+                side.label(),
+                self.containers,
+                instance.bridge,
+                netns_made.as_secs_f64(),
+                (started.elapsed() - netns_made).as_secs_f64()
+            );
         }
         instance.check_counts()?;
         Ok(Box::new(instance))
