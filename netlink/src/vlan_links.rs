@@ -242,6 +242,22 @@ impl Netlink {
         Ok(None)
     }
 
+    /// `ip addr flush dev DEV`: deletes every address of link `index`; returns how many
+    /// there were. A link that is gone has none.
+    pub fn flush_addresses(&mut self, index: u32) -> Result<usize> {
+        let what = || format!("flush addresses of link index {index}");
+        let addresses = match self.list_addresses(index) {
+            Ok(addresses) => addresses,
+            Err(e) if e.is_not_found() => return Ok(0),
+            Err(e) => return Err(e.during(what())),
+        };
+        for address in &addresses {
+            self.delete_address(index, address.addr)
+                .map_err(|e| e.during(what()))?;
+        }
+        Ok(addresses.len())
+    }
+
     /// Takes link `index` out of service at once and deletes it without waiting for the
     /// kernel: its addresses are removed and it is renamed out of the way (so its name is
     /// free again when this returns), then a forked child process sends the deletion and
@@ -258,11 +274,7 @@ impl Netlink {
         if self.get_link(index)?.is_none() {
             return Ok(false);
         }
-        let addresses = self.list_addresses(index).map_err(|e| e.during(what()))?;
-        for address in addresses {
-            self.delete_address(index, address.addr)
-                .map_err(|e| e.during(what()))?;
-        }
+        self.flush_addresses(index).map_err(|e| e.during(what()))?;
         let dying = random_link_name(DYING_PREFIX)?;
         match self.rename_link(index, &dying) {
             Ok(()) => {}
@@ -543,5 +555,6 @@ mod tests {
         }
         assert!(eventually(|| host.get_link(link.index).unwrap().is_none()));
         assert!(!host.delete_link_detached(link.index).unwrap());
+        assert_eq!(host.flush_addresses(link.index).unwrap(), 0);
     }
 }

@@ -1,43 +1,61 @@
 //! DEL: the container's link out of service and deleted, IPAM released, whatever is
 //! already gone (netns, master, link) and however often it is called.
 
-use cni::{Command, Error, Request, delegate};
+use cni::delegate::Pending;
+use cni::{Command, Error, Request};
 use cni_netlink::{NetNs, Netlink};
 
 use crate::kernel_error;
 
-/// Takes the link of kind `kind` named CNI_IFNAME out of the container, then releases IPAM
+/// Takes the link of kind `kind` named CNI_IFNAME out of the container and releases IPAM
 /// (always, even when the link could not be dealt with: that error is reported after).
 /// Needs nothing of the config but `ipam.type`, so a config that no longer validates, or a
 /// master that is gone, still cleans up.
+///
+/// The link's addresses go first, so they are off it before IPAM hands them out again; then
+/// IPAM's DEL runs while the link is renamed away and its deletion handed to a child process
+/// (the kernel's unregistration takes tens of ms of RCU grace periods; see
+/// [`Netlink::delete_link_detached`]). A link of another kind under that name is not ours and
+/// is left alone.
 pub fn del(req: &Request, kind: &str) -> Result<(), Error> {
-    let link = delete_link(req, kind);
-    let ipam = match &req.conf.ipam_type {
-        Some(ipam) => delegate::run(ipam, Command::Del, req),
+    let link = find_and_empty(req, kind);
+    let ipam = req
+        .conf
+        .ipam_type
+        .as_ref()
+        .map(|ipam| Pending::start(ipam, Command::Del, req));
+    let link = match link {
+        Ok(Some((mut ctr, index))) => ctr
+            .delete_link_detached(index)
+            .map(drop)
+            .map_err(|e| kernel_error(e).context(format!("delete {kind} {}", req.ifname()))),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    let ipam = match ipam {
+        Some(Ok(pending)) => pending.wait().map(drop),
+        Some(Err(e)) => Err(e),
         None => Ok(()),
     };
     link.and(ipam)
 }
 
-/// The link goes first, so the addresses are off it before IPAM hands them out again. It
-/// is renamed away and emptied here; the kernel's unregistration (tens of ms of RCU grace
-/// periods) finishes in a child process while the runtime goes on (see
-/// [`Netlink::delete_link_detached`]). A link of another kind under that name is not ours
-/// and is left alone.
-fn delete_link(req: &Request, kind: &str) -> Result<(), Error> {
+/// The container's socket and the index of our link, with its addresses deleted; `None`
+/// when there is nothing of ours (no netns, no link, a link of another kind).
+fn find_and_empty(req: &Request, kind: &str) -> Result<Option<(Netlink, u32)>, Error> {
     if req.netns().is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let ns = match NetNs::open(req.netns()) {
         Ok(ns) => ns,
-        Err(e) if e.is_netns_gone() => return Ok(()),
+        Err(e) if e.is_netns_gone() => return Ok(None),
         Err(e) => return Err(Error::invalid_netns(e.to_string())),
     };
     let ifname = req.ifname();
     let (mut ctr, link) =
         Netlink::in_netns_with(&ns, |ctr| ctr.get_link(ifname)).map_err(kernel_error)?;
     let Some(link) = link else {
-        return Ok(());
+        return Ok(None);
     };
     if link.kind.as_deref() != Some(kind) {
         log::warn!(
@@ -45,9 +63,9 @@ fn delete_link(req: &Request, kind: &str) -> Result<(), Error> {
             req.netns(),
             link.kind.as_deref().unwrap_or("link of unknown kind")
         );
-        return Ok(());
+        return Ok(None);
     }
-    ctr.delete_link_detached(link.index)
-        .map(drop)
-        .map_err(|e| kernel_error(e).context(format!("delete {kind} {ifname}")))
+    ctr.flush_addresses(link.index)
+        .map_err(|e| kernel_error(e).context(format!("delete {kind} {ifname}")))?;
+    Ok(Some((ctr, link.index)))
 }
