@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::{Error, Result};
@@ -128,6 +128,24 @@ impl Netlink {
     /// link already has the address.
     pub fn add_address(&mut self, index: u32, addr: IpNetwork) -> Result<()> {
         let msg = message_for(index, addr);
+        self.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
+        .map_err(|e| e.during(format!("add address {addr} to link index {index}")))
+    }
+
+    /// `ip addr add ADDR/PREFIX dev DEV nodad`: an IPv6 address usable at once, without
+    /// duplicate address detection (the same as [`Netlink::add_address`] for IPv4). Setting
+    /// `accept_dad` instead would cost a /proc/sys lookup, which gets slower with every netns
+    /// on the machine.
+    pub fn add_address_nodad(&mut self, index: u32, addr: IpNetwork) -> Result<()> {
+        let mut msg = message_for(index, addr);
+        if addr.is_ipv6() {
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
         self.request(
             RouteNetlinkMessage::NewAddress(msg),
             NLM_F_CREATE | NLM_F_EXCL,

@@ -9,6 +9,7 @@
 mod address;
 mod bridge;
 mod error;
+mod exit_handoff;
 mod handle;
 mod link;
 mod netns;
@@ -28,10 +29,11 @@ pub use bridge::{
     BridgeOptions, BridgePortInfo, BridgePortOptions, BridgeVlan, BridgeVlanFlags, MAX_VLAN_ID,
 };
 pub use error::{Error, Result};
+pub use exit_handoff::close_after_exit;
 pub use handle::Netlink;
 pub use link::{
-    IFF_ALLMULTI, IFF_LOOPBACK, IFF_PROMISC, IFF_UP, IpvlanMode, Link, LinkId, MAX_IFNAME_LEN,
-    MacAddr, MacvlanMode, OperState, random_link_name,
+    IFF_ALLMULTI, IFF_LOOPBACK, IFF_PROMISC, IFF_UP, Ipv4Conf, IpvlanMode, Link, LinkId,
+    MAX_IFNAME_LEN, MacAddr, MacvlanMode, OperState, random_link_name,
 };
 pub use netns::NetNs;
 pub use nft::Nft;

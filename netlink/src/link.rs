@@ -7,8 +7,8 @@ use std::str::FromStr;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoBridge, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, State,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridge, InfoData, InfoIpVlan, InfoKind, InfoMacVlan,
+    InfoPortData, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -68,6 +68,17 @@ impl fmt::Display for LinkId {
             LinkId::Name(n) => f.write_str(n),
         }
     }
+}
+
+/// IPv4 per-link settings [`Netlink::enable_ipv4_conf`] can turn on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipv4Conf {
+    /// `arp_notify`: announce the link's addresses when it comes up or changes MAC.
+    ArpNotify,
+    /// `route_localnet`: route 127.0.0.0/8 sources and destinations on this link.
+    RouteLocalnet,
+    /// `forwarding` of this link.
+    Forwarding,
 }
 
 /// A 48-bit Ethernet address, written `aa:bb:cc:dd:ee:ff`.
@@ -570,6 +581,28 @@ impl Netlink {
                 if on { "on" } else { "off" }
             ))
         })
+    }
+
+    /// Turns on IPv4 settings of a link over netlink (`IFLA_INET_CONF`), the equivalent of
+    /// writing 1 to `/proc/sys/net/ipv4/conf/DEV/<key>`, without the /proc/sys lookup that
+    /// gets slower with every network namespace on the machine.
+    pub fn enable_ipv4_conf(&mut self, id: impl Into<LinkId>, keys: &[Ipv4Conf]) -> Result<()> {
+        let id = id.into();
+        let mut conf = InetDevConf::default();
+        for key in keys {
+            match key {
+                Ipv4Conf::ArpNotify => conf.arp_notify = 1,
+                Ipv4Conf::RouteLocalnet => conf.route_localnet = 1,
+                Ipv4Conf::Forwarding => conf.forwarding = 1,
+            }
+        }
+        self.change_link(&id, |msg| {
+            msg.attributes
+                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                    AfSpecInet::DevConfRequest(conf),
+                ])]))
+        })
+        .map_err(|e| e.during(format!("set ipv4 conf {keys:?} on link {id}")))
     }
 
     /// `ip link set DEV allmulticast on|off`.

@@ -310,6 +310,16 @@ impl Nft {
         ns.run(Nft::host)?
     }
 
+    /// Closes the socket without waiting for the kernel to free what its transactions
+    /// deleted: the last close happens in a child after the process exits (see
+    /// [`crate::close_after_exit`]). For plugins, which exit right after.
+    pub fn close_after_exit(self) {
+        // SAFETY: the descriptor stays open for the duration of the borrow (`self` lives
+        // until the end of this function).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.socket.raw_fd()) };
+        crate::close_after_exit(fd);
+    }
+
     /// Whether the table exists (`NFT_MSG_GETTABLE`).
     pub fn table_exists(&mut self, family: Family, table: &str) -> Result<bool> {
         check_name("table", table)?;

@@ -7,11 +7,12 @@ use cni::delegate::IpamLease;
 use cni::{CniResult, Error, Interface, Request, Route, Undo};
 use cni_netlink::nft::Nft;
 use cni_netlink::{
-    BridgeOptions, BridgePortOptions, BridgeVlanFlags, IpNetwork, Link, MacAddr, NetNs, Netlink,
-    VethOptions, random_link_name,
+    BridgeOptions, BridgePortOptions, BridgeVlanFlags, IpNetwork, Ipv4Conf, Link, MacAddr, NetNs,
+    Netlink, VethOptions, random_link_name,
 };
 
 use crate::config::{Config, MasqBackend};
+use crate::firewall::NftSession;
 use crate::{AttachmentState, firewall, iptables, kernel_error, open_netns};
 
 pub fn add(req: &Request) -> Result<CniResult, Error> {
@@ -26,8 +27,9 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     let ctr_mac = ctr_link
         .mac
         .ok_or_else(|| Error::internal("container interface has no MAC"))?;
+    let mut nft = NftSession::default();
     if cfg.macspoofchk {
-        guard_mac(&cfg, &host_veth.name, ctr_mac, &mut undo)?;
+        guard_mac(&mut nft, &cfg, &host_veth.name, ctr_mac, &mut undo)?;
     }
 
     let mut result = CniResult::default();
@@ -38,7 +40,7 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
         result = r;
     }
     complete_gateways(&cfg, &mut result);
-    configure_container(&mut ctr, &cfg, req.ifname(), ctr_link.index, &result)?;
+    configure_container(&ns, &mut ctr, &cfg, req.ifname(), ctr_link.index, &result)?;
     if cfg.is_gateway {
         set_up_gateway(&mut host, &cfg, &bridge, &result)?;
     }
@@ -46,11 +48,17 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     if let Some(backend) = cfg.ip_masq
         && !ips.is_empty()
     {
-        masquerade(&cfg, backend, req.container_id(), &result, &mut undo)?;
+        masquerade(
+            &mut nft,
+            &cfg,
+            backend,
+            req.container_id(),
+            &result,
+            &mut undo,
+        )?;
     }
     if cfg.isolate {
-        let mut nft = Nft::host().map_err(kernel_error)?;
-        firewall::ensure_isolation(&mut nft, &cfg.data_dir, &cfg.bridge)?;
+        firewall::ensure_isolation(nft.get()?, &cfg.data_dir, &cfg.bridge)?;
     }
     let state = AttachmentState {
         container_id: req.container_id().to_string(),
@@ -84,6 +92,7 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
         lease.keep();
     }
     undo.commit();
+    nft.finish();
     Ok(result)
 }
 
@@ -221,35 +230,30 @@ fn create_veth_pair(
         .ok_or_else(|| Error::internal(format!("veth {name} vanished")))
 }
 
-/// One trip into the container's netns: its socket, its end of the pair, and the sysctls
-/// (no DAD unless enabledad, arp_notify), set before any address is added.
+/// One trip into the container's netns: its socket and its end of the pair. `arp_notify`
+/// goes over netlink and DAD is skipped per address (`nodad`): /proc/sys lookups get slower
+/// with every network namespace on the machine. Only `enabledad` needs sysctls.
 fn open_container_side(ns: &NetNs, cfg: &Config, ifname: &str) -> Result<(Netlink, Link), Error> {
-    let dad = if cfg.enable_dad { "1" } else { "0" };
+    let enable_dad = cfg.enable_dad;
     let ifname_owned = ifname.to_string();
-    Netlink::in_netns_with(ns, move |ctr| {
+    let (mut ctr, link) = Netlink::in_netns_with(ns, move |ctr| {
         let ifname = ifname_owned.as_str();
-        let link = ctr.get_link(ifname)?;
-        let arp_notify = format!("ipv4/conf/{ifname}/arp_notify");
-        cni_netlink::set_sysctl(None, &arp_notify, "1")?;
-        let accept_dad = format!("ipv6/conf/{ifname}/accept_dad");
-        let enhanced_dad = format!("ipv6/conf/{ifname}/enhanced_dad");
-        let mut v6 = vec![(accept_dad.as_str(), dad)];
-        if dad == "1" {
-            v6.push((enhanced_dad.as_str(), "1"));
+        if enable_dad {
+            let accept_dad = format!("ipv6/conf/{ifname}/accept_dad");
+            let enhanced_dad = format!("ipv6/conf/{ifname}/enhanced_dad");
+            // With IPv6 disabled in the container these keys do not exist: nothing to set.
+            match cni_netlink::set_sysctls(None, &[(&accept_dad, "1"), (&enhanced_dad, "1")]) {
+                Err(e) if !e.is_not_found() => return Err(e),
+                _ => {}
+            }
         }
-        // With IPv6 disabled in the container these keys do not exist: nothing to set.
-        match cni_netlink::set_sysctls(None, &v6) {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
-        Ok(link)
+        ctr.get_link(ifname)
     })
-    .map_err(kernel_error)
-    .and_then(|(ctr, link)| {
-        let link =
-            link.ok_or_else(|| Error::internal(format!("{ifname} vanished from the netns")))?;
-        Ok((ctr, link))
-    })
+    .map_err(kernel_error)?;
+    let link = link.ok_or_else(|| Error::internal(format!("{ifname} vanished from the netns")))?;
+    ctr.enable_ipv4_conf(link.index, &[Ipv4Conf::ArpNotify])
+        .map_err(kernel_error)?;
+    Ok((ctr, link))
 }
 
 /// Enslaves the host end, sets its port flags and VLANs, and brings it up.
@@ -311,10 +315,16 @@ fn ranges(vids: &std::collections::BTreeSet<u16>) -> Vec<std::ops::RangeInclusiv
     out
 }
 
-fn guard_mac(cfg: &Config, port: &str, mac: MacAddr, undo: &mut Undo) -> Result<(), Error> {
-    let mut nft = Nft::host().map_err(kernel_error)?;
-    firewall::ensure_spoofchk(&mut nft, &cfg.data_dir)?;
-    firewall::apply(&mut nft, &firewall::spoofchk_ops(port, mac, true)?)?;
+fn guard_mac(
+    nft: &mut NftSession,
+    cfg: &Config,
+    port: &str,
+    mac: MacAddr,
+    undo: &mut Undo,
+) -> Result<(), Error> {
+    let nft = nft.get()?;
+    firewall::ensure_spoofchk(nft, &cfg.data_dir)?;
+    firewall::apply(nft, &firewall::spoofchk_ops(port, mac, true)?)?;
     let port = port.to_string();
     undo.push(format!("spoof check of {port}"), move || {
         let mut nft = Nft::host().map_err(|e| e.to_string())?;
@@ -371,20 +381,36 @@ fn first_host(net: IpNetwork) -> Option<IpAddr> {
     }
 }
 
-/// Link state, addresses and routes inside the container.
+/// Link state, addresses and routes inside the container. With IPv6 addresses and no
+/// `enabledad`, DAD is turned off on the interface (`accept_dad=0`, as the reference does,
+/// also for its link-local address); IPv4-only attachments skip that /proc/sys write, which
+/// gets slower with every netns on the machine, and rely on `nodad` addresses.
 fn configure_container(
+    ns: &NetNs,
     ctr: &mut Netlink,
     cfg: &Config,
     ifname: &str,
     index: u32,
     result: &CniResult,
 ) -> Result<(), Error> {
+    if !cfg.enable_dad && result.ips.iter().any(|ip| ip.address.is_ipv6()) {
+        let key = format!("ipv6/conf/{ifname}/accept_dad");
+        match cni_netlink::set_sysctl(Some(ns), &key, "0") {
+            Err(e) if !e.is_not_found() => return Err(kernel_error(e)),
+            _ => {}
+        }
+    }
     if cfg.disable_container_interface {
         return Ok(());
     }
     ctr.set_link_up(index).map_err(kernel_error)?;
     for ip in &result.ips {
-        match ctr.add_address(index, ip.address) {
+        let added = if cfg.enable_dad {
+            ctr.add_address(index, ip.address)
+        } else {
+            ctr.add_address_nodad(index, ip.address)
+        };
+        match added {
             Err(e) if !e.is_exists() => {
                 let mut err = kernel_error(e).context(format!("add {} to {ifname}", ip.address));
                 // The kernel takes any MTU from 68 for the link but no IPv6 below 1280.
@@ -451,11 +477,17 @@ fn set_up_gateway(
         forward.push((key.to_string(), "1".to_string()));
     }
     forward.dedup();
-    let entries: Vec<(&str, &str)> = forward
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    cni_netlink::set_sysctls(None, &entries).map_err(kernel_error)
+    // Read before writing: forwarding is on from the first container on.
+    for (key, value) in &forward {
+        if cni_netlink::get_sysctl(None, key)
+            .map_err(kernel_error)?
+            .trim()
+            != value
+        {
+            cni_netlink::set_sysctl(None, key, value).map_err(kernel_error)?;
+        }
+    }
+    Ok(())
 }
 
 /// The reference's rule: one IPv4 address per bridge (another one is an error unless
@@ -532,6 +564,7 @@ fn ensure_vlan_gateway(
 }
 
 fn masquerade(
+    nft: &mut NftSession,
     cfg: &Config,
     backend: MasqBackend,
     container_id: &str,
@@ -541,9 +574,9 @@ fn masquerade(
     let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
     match backend {
         MasqBackend::Nftables => {
-            let mut nft = Nft::host().map_err(kernel_error)?;
-            firewall::ensure_masq(&mut nft, &cfg.data_dir, &cfg.network, &cfg.bridge)?;
-            firewall::apply(&mut nft, &firewall::masq_ops(&cfg.network, &ips, true))?;
+            let nft = nft.get()?;
+            firewall::ensure_masq(nft, &cfg.data_dir, &cfg.network, &cfg.bridge)?;
+            firewall::apply(nft, &firewall::masq_ops(&cfg.network, &ips, true))?;
             let network = cfg.network.clone();
             undo.push("masquerade elements", move || {
                 let mut nft = Nft::host().map_err(|e| e.to_string())?;

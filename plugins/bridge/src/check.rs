@@ -1,10 +1,10 @@
 //! CHECK: everything ADD set up is still there, as `prevResult` describes it.
 
 use cni::{CniResult, Command, Error, Interface, Request, delegate};
-use cni_netlink::nft::Nft;
 use cni_netlink::{IpFamily, Link, MacAddr, Netlink, RouteFilter};
 
 use crate::config::{Config, MasqBackend};
+use crate::firewall::NftSession;
 use crate::{firewall, iptables, kernel_error, open_netns};
 
 fn fail(msg: impl Into<String>) -> Error {
@@ -185,13 +185,11 @@ fn check_rules(
     veth: &Link,
     ctr_link: &Link,
 ) -> Result<(), Error> {
-    let mut nft: Option<Nft> = None;
+    let mut nft = NftSession::default();
     if let Some(backend) = cfg.ip_masq {
         for ip in prev.ips.iter().map(|ip| ip.address.ip()) {
             let present = match backend {
-                MasqBackend::Nftables => {
-                    firewall::masq_present(nft_socket(&mut nft)?, &cfg.network, ip)?
-                }
+                MasqBackend::Nftables => firewall::masq_present(nft.get()?, &cfg.network, ip)?,
                 MasqBackend::Iptables => iptables::present(&cfg.network, req.container_id(), ip),
             };
             if !present {
@@ -203,7 +201,7 @@ fn check_rules(
         let mac: MacAddr = ctr_link
             .mac
             .ok_or_else(|| fail(format!("{} has no MAC", ctr_link.name)))?;
-        if !firewall::spoofchk_present(nft_socket(&mut nft)?, &veth.name, mac)? {
+        if !firewall::spoofchk_present(nft.get()?, &veth.name, mac)? {
             return Err(fail(format!(
                 "the MAC spoof check of {} is missing",
                 veth.name
@@ -211,13 +209,4 @@ fn check_rules(
         }
     }
     Ok(())
-}
-
-/// Opens the nftables socket on first use.
-fn nft_socket(nft: &mut Option<Nft>) -> Result<&mut Nft, Error> {
-    if nft.is_none() {
-        *nft = Some(Nft::host().map_err(kernel_error)?);
-    }
-    nft.as_mut()
-        .ok_or_else(|| Error::internal("nftables socket"))
 }

@@ -29,6 +29,28 @@ use sha2::{Digest, Sha256};
 
 pub const TABLE: &str = "cni_bridge";
 
+/// The nftables socket of one invocation, opened on first use. Its last close waits for the
+/// kernel to free deleted elements, so [`NftSession::finish`] leaves that to after exit.
+#[derive(Default)]
+pub struct NftSession(Option<Nft>);
+
+impl NftSession {
+    pub fn get(&mut self) -> Result<&mut Nft, Error> {
+        if self.0.is_none() {
+            self.0 = Some(Nft::host().map_err(|e| nft_error("open nftables socket", e))?);
+        }
+        self.0
+            .as_mut()
+            .ok_or_else(|| Error::internal("nftables socket"))
+    }
+
+    pub fn finish(self) {
+        if let Some(nft) = self.0 {
+            nft.close_after_exit();
+        }
+    }
+}
+
 /// A short, stable name for a network in nft object names (network names may be long or
 /// hold characters nft identifiers cannot).
 pub fn net_id(network: &str) -> String {
