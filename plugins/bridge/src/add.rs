@@ -5,7 +5,6 @@ use std::net::IpAddr;
 
 use cni::delegate::IpamLease;
 use cni::{CniResult, Error, Interface, Request, Route, Undo};
-use cni_netlink::nft::Nft;
 use cni_netlink::{
     BridgeOptions, BridgePortOptions, BridgeVlanFlags, IpNetwork, Ipv4Conf, Link, MacAddr, NetNs,
     Netlink, VethOptions, random_link_name,
@@ -18,6 +17,12 @@ use crate::{AttachmentState, firewall, iptables, kernel_error, open_netns};
 pub fn add(req: &Request) -> Result<CniResult, Error> {
     let cfg = Config::from_request(req)?;
     let ns = open_netns(req.netns())?;
+    // IPAM runs in its own process while the links are made: its start-up and the kernel
+    // work overlap. Dropping the pending lease on any error below waits for it and releases.
+    let pending = match &cfg.ipam_type {
+        Some(ipam) => Some(IpamLease::start(ipam, req)?),
+        None => None,
+    };
     let mut host = Netlink::host().map_err(kernel_error)?;
     let mut undo = Undo::new();
     let bridge = ensure_bridge(&mut host, &cfg)?;
@@ -34,8 +39,8 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
 
     let mut result = CniResult::default();
     let mut lease = None;
-    if let Some(ipam) = &cfg.ipam_type {
-        let (l, r) = IpamLease::acquire(ipam, req)?;
+    if let Some(pending) = pending {
+        let (l, r) = pending.wait()?;
         lease = Some(l);
         result = r;
     }
@@ -270,6 +275,14 @@ fn attach_port(host: &mut Netlink, cfg: &Config, bridge: &Link, veth: &Link) -> 
             .map_err(kernel_error)?;
     }
     set_port_vlans(host, cfg, veth.index)?;
+    // A bridge port needs no IPv6 of its own. With it, every port adds link-local and
+    // multicast routes, and each port coming up walks the whole IPv6 table: with 1,000
+    // containers that costs milliseconds per ADD and DEL.
+    let key = format!("ipv6/conf/{}/disable_ipv6", veth.name);
+    match cni_netlink::set_sysctl(None, &key, "1") {
+        Err(e) if !e.is_not_found() => return Err(kernel_error(e)),
+        _ => {}
+    }
     host.set_link_up(veth.index).map_err(kernel_error)
 }
 
@@ -322,17 +335,12 @@ fn guard_mac(
     mac: MacAddr,
     undo: &mut Undo,
 ) -> Result<(), Error> {
-    let nft = nft.get()?;
-    firewall::ensure_spoofchk(nft, &cfg.data_dir)?;
-    firewall::apply(nft, &firewall::spoofchk_ops(port, mac, true)?)?;
+    firewall::ensure_spoofchk(nft.get()?, &cfg.data_dir)?;
+    nft.apply(&firewall::spoofchk_ops(port, mac, true)?)?;
     let port = port.to_string();
     undo.push(format!("spoof check of {port}"), move || {
-        let mut nft = Nft::host().map_err(|e| e.to_string())?;
-        firewall::apply(
-            &mut nft,
-            &firewall::spoofchk_ops(&port, mac, false).map_err(|e| e.msg)?,
-        )
-        .map_err(|e| e.msg)
+        let ops = firewall::spoofchk_ops(&port, mac, false).map_err(|e| e.msg)?;
+        NftSession::default().apply(&ops).map_err(|e| e.msg)
     });
     Ok(())
 }
@@ -574,13 +582,12 @@ fn masquerade(
     let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
     match backend {
         MasqBackend::Nftables => {
-            let nft = nft.get()?;
-            firewall::ensure_masq(nft, &cfg.data_dir, &cfg.network, &cfg.bridge)?;
-            firewall::apply(nft, &firewall::masq_ops(&cfg.network, &ips, true))?;
+            firewall::ensure_masq(nft.get()?, &cfg.data_dir, &cfg.network, &cfg.bridge)?;
+            nft.apply(&firewall::masq_ops(&cfg.network, &ips, true))?;
             let network = cfg.network.clone();
             undo.push("masquerade elements", move || {
-                let mut nft = Nft::host().map_err(|e| e.to_string())?;
-                firewall::apply(&mut nft, &firewall::masq_ops(&network, &ips, false))
+                NftSession::default()
+                    .apply(&firewall::masq_ops(&network, &ips, false))
                     .map_err(|e| e.msg)
             });
         }

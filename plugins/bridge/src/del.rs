@@ -99,9 +99,7 @@ fn release_rules(
     {
         ops.extend(firewall::spoofchk_ops(&s.host_veth, mac, false)?);
     }
-    if !ops.is_empty() {
-        firewall::apply(nft.get()?, &ops)?;
-    }
+    nft.apply(&ops)?;
     if matches!(backend, None | Some(Some(MasqBackend::Iptables))) && !ips.is_empty() {
         iptables::del(network, container_id, ips)?;
     }

@@ -29,23 +29,40 @@ use sha2::{Digest, Sha256};
 
 pub const TABLE: &str = "cni_bridge";
 
-/// The nftables socket of one invocation, opened on first use. Its last close waits for the
-/// kernel to free deleted elements, so [`NftSession::finish`] leaves that to after exit.
+/// The nftables socket of one invocation, opened on first use. After a transaction its last
+/// close waits for the kernel to free what was replaced or deleted, so [`NftSession::finish`]
+/// leaves that close to after exit; a socket that only read closes at once.
 #[derive(Default)]
-pub struct NftSession(Option<Nft>);
+pub struct NftSession {
+    nft: Option<Nft>,
+    wrote: bool,
+}
 
 impl NftSession {
     pub fn get(&mut self) -> Result<&mut Nft, Error> {
-        if self.0.is_none() {
-            self.0 = Some(Nft::host().map_err(|e| nft_error("open nftables socket", e))?);
+        if self.nft.is_none() {
+            self.nft = Some(Nft::host().map_err(|e| nft_error("open nftables socket", e))?);
         }
-        self.0
+        self.nft
             .as_mut()
             .ok_or_else(|| Error::internal("nftables socket"))
     }
 
+    /// Applies element changes in one transaction.
+    pub fn apply(&mut self, ops: &[ElementOp]) -> Result<(), Error> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.wrote = true;
+        self.get()?
+            .apply(ops)
+            .map_err(|e| nft_error("update nftables sets", e))
+    }
+
     pub fn finish(self) {
-        if let Some(nft) = self.0 {
+        if let Some(nft) = self.nft
+            && self.wrote
+        {
             nft.close_after_exit();
         }
     }
@@ -232,13 +249,4 @@ pub fn spoofchk_present(nft: &mut Nft, port: &str, mac: MacAddr) -> Result<bool,
 
 fn ifname_key(name: &str) -> Result<[u8; key::IFNAMSIZ], Error> {
     key::ifname(name).map_err(|e| Error::internal(format!("interface name {name:?}: {e}")))
-}
-
-/// Applies element changes in one transaction.
-pub fn apply(nft: &mut Nft, ops: &[ElementOp]) -> Result<(), Error> {
-    if ops.is_empty() {
-        return Ok(());
-    }
-    nft.apply(ops)
-        .map_err(|e| nft_error("update nftables sets", e))
 }
