@@ -5,6 +5,11 @@
 //! standard streams are pointed at /dev/null (the runtime sees them end at once) and a forked
 //! child holds copies of the descriptors until this process is gone, then exits: the child
 //! pays the wait.
+//!
+//! The child first lets a grace period pass on its own. The kernel frees a transaction's
+//! garbage after one; a close that finds garbage still queued flushes it holding the netns's
+//! nftables commit lock, so the next plugin's transaction (the next DEL on a busy node)
+//! would wait for it. Closed after the grace period, the socket finds nothing to flush.
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, Once};
@@ -60,6 +65,7 @@ extern "C" fn hand_off() {
                 // EOF once the parent is gone (its write end closes with it).
                 let mut byte = 0u8;
                 libc::read(read_end, (&mut byte as *mut u8).cast(), 1);
+                await_grace_period();
                 libc::_exit(0)
             }
             -1 => {
@@ -74,6 +80,23 @@ extern "C" fn hand_off() {
                 }
                 std::mem::forget(kept);
             }
+        }
+    }
+}
+
+/// Waits for an RCU grace period: `membarrier(MEMBARRIER_CMD_GLOBAL)` is `synchronize_rcu()`
+/// and holds no lock. Where it is unavailable (nohz_full CPUs), a sleep longer than a
+/// grace period on a busy small machine does.
+fn await_grace_period() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes no pointers; nanosleep gets a valid timespec.
+    unsafe {
+        if libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0 {
+            let wait = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 30_000_000,
+            };
+            libc::nanosleep(&wait, std::ptr::null_mut());
         }
     }
 }

@@ -198,7 +198,10 @@ fn add_nft(cfg: &Config, req: &Request, state: &AttachmentState) -> Result<(), E
             )?);
         }
     }
-    nft::apply(&mut nft, &ops)
+    let applied = nft::apply(&mut nft, &ops);
+    // The runtime need not wait for the kernel to free the transaction's garbage.
+    nft.close_after_exit();
+    applied
 }
 
 fn add_iptables(cfg: &Config, req: &Request, state: &AttachmentState) -> Result<(), Error> {
@@ -264,6 +267,7 @@ fn release(data_dir: &Path, network: &str, state: &AttachmentState) -> Result<()
             if let Err(e) = nft::apply(&mut n, &ops) {
                 errors.push(e.msg);
             }
+            n.close_after_exit();
         }
         Err(e) => errors.push(e.to_string()),
     }

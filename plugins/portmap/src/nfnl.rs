@@ -8,8 +8,7 @@
 //! Candidates for `cni-netlink` once it grows conntrack support.
 
 use std::io;
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::os::fd::AsFd;
 
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
@@ -277,30 +276,11 @@ impl NfSocket {
         Ok(())
     }
 
-    /// Closes the socket without making the caller wait for the kernel: after a
-    /// transaction, the last close of an nftables socket may wait for the freeing of
-    /// deleted objects (an RCU grace period, ~10 ms on a small VM; also other namespaces'
-    /// pending frees). The socket is kept open until the process exits; at exit, after the
-    /// result is written, the standard streams are pointed at /dev/null (the runtime sees
-    /// their end at once) and a forked child keeps a copy of the socket until this process
-    /// is gone, so the child pays that wait instead. Without a child (fork failed) the
-    /// socket closes with the process.
+    /// Closes the socket without making the caller wait for the kernel to free what its
+    /// transactions deleted: the last close happens in a child after the process exits
+    /// (see [`cni_netlink::close_after_exit`]).
     pub fn close_detached(self) {
-        let fd = self.sock.as_raw_fd();
-        // SAFETY: dup of a descriptor we own; the copy outlives `self`.
-        let copy = unsafe { libc::dup(fd) };
-        if copy < 0 {
-            return;
-        }
-        let previous = DETACHED_FD.swap(copy, Ordering::SeqCst);
-        if previous >= 0 {
-            // SAFETY: a descriptor an earlier call kept; this one replaces it.
-            unsafe { libc::close(previous) };
-        }
-        if !AT_EXIT.swap(true, Ordering::SeqCst) {
-            // SAFETY: registers a plain extern "C" function.
-            unsafe { libc::atexit(close_at_exit) };
-        }
+        cni_netlink::close_after_exit(self.sock.as_fd());
     }
 
     /// Reads the answer to request `seq` until its ACK, error or end of dump, handing each
@@ -456,54 +436,6 @@ impl NfSocket {
             }
         }
         Ok(deleted)
-    }
-}
-
-/// The socket [`NfSocket::close_detached`] keeps for the exit handler (-1: none).
-static DETACHED_FD: AtomicI32 = AtomicI32::new(-1);
-static AT_EXIT: AtomicBool = AtomicBool::new(false);
-
-/// At exit: stdio to /dev/null, then a child holds the kept socket until this process is
-/// gone. Only system calls, no allocation: the process is single-threaded at this point
-/// and about to exit.
-extern "C" fn close_at_exit() {
-    let fd = DETACHED_FD.swap(-1, Ordering::SeqCst);
-    if fd < 0 {
-        return;
-    }
-    // SAFETY: system calls on descriptors this process owns, with valid pointers; the child
-    // leaves with _exit, running no destructor and no other exit handler.
-    unsafe {
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if null >= 0 {
-            for stdio in 0..=2 {
-                libc::dup2(null, stdio);
-            }
-            libc::close(null);
-        }
-        let mut pipe = [0 as libc::c_int; 2];
-        if libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            return;
-        }
-        let [read_end, write_end] = pipe;
-        match libc::fork() {
-            0 => {
-                libc::setsid();
-                libc::close(write_end);
-                // EOF once the parent has exited and its write end is closed.
-                let mut byte = 0u8;
-                libc::read(read_end, (&mut byte as *mut u8).cast(), 1);
-                libc::_exit(0)
-            }
-            -1 => {
-                libc::close(read_end);
-                libc::close(write_end);
-            }
-            _ => {
-                libc::close(read_end);
-                libc::close(fd);
-            }
-        }
     }
 }
 
