@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
 use crate::Error;
-use crate::env::Command;
+use crate::env::{Command, Env};
 use crate::result::CniResult;
-use crate::skel::Request;
+use crate::skel::{Outcome, Request};
 
 /// Finds `plugin` in the `:`-separated CNI_PATH.
 pub fn find_in_path(plugin: &str, cni_path: &str) -> Result<PathBuf, Error> {
@@ -52,36 +52,34 @@ fn exec(plugin: &str, command: Command, req: &Request) -> Result<Option<serde_js
 }
 
 /// A delegate started and not waited for yet, so that the caller can work while it runs.
-/// Dropping it waits for the process (no zombie is left), ignoring what it printed.
+/// Dropping it waits for it (no zombie is left), ignoring what it printed.
 pub struct Pending {
     plugin: String,
     command: Command,
-    child: Option<std::process::Child>,
+    running: Option<Running>,
+}
+
+/// A delegate runs as its own process or, when linked in (see [`crate::linked`]), on a
+/// thread of this one.
+enum Running {
+    Process(std::process::Child),
+    Thread(std::thread::JoinHandle<Outcome>),
 }
 
 impl Pending {
-    /// Execs the delegate with the request's environment (CNI_COMMAND replaced) and config
+    /// Starts the delegate with the request's environment (CNI_COMMAND replaced) and config
     /// bytes, without waiting for it. Configs are far smaller than a pipe's buffer: the
     /// write does not wait for the delegate either.
     pub fn start(plugin: &str, command: Command, req: &Request) -> Result<Pending, Error> {
         let path = find_in_path(plugin, &req.cmd.path)?;
-        let mut child = Process::new(&path)
-            .env_clear()
-            .envs(req.env.iter())
-            .env("CNI_COMMAND", command.as_str())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| Error::io(format!("exec {}: {e}", path.display())))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // A delegate that exits without reading stdin is judged by its exit status.
-            let _ = stdin.write_all(&req.stdin);
-        }
+        let running = match crate::linked::linked_for(plugin, &path) {
+            Some(linked) => Running::Thread(start_thread(linked, plugin, command, req)?),
+            None => Running::Process(start_process(&path, command, req)?),
+        };
         Ok(Pending {
             plugin: plugin.to_string(),
             command,
-            child: Some(child),
+            running: Some(running),
         })
     }
 
@@ -89,35 +87,95 @@ impl Pending {
     /// error.
     pub fn wait(mut self) -> Result<Option<serde_json::Value>, Error> {
         let (plugin, command) = (self.plugin.clone(), self.command);
-        let child = self
-            .child
+        let running = self
+            .running
             .take()
             .ok_or_else(|| Error::internal(format!("{plugin} was already waited for")))?;
-        let output = child
-            .wait_with_output()
-            .map_err(|e| Error::io(format!("wait for {plugin}: {e}")))?;
-        if !output.status.success() {
-            return Err(delegate_error(&plugin, &output.stdout, output.status));
+        let (stdout, failure) = match running {
+            Running::Process(child) => {
+                let output = child
+                    .wait_with_output()
+                    .map_err(|e| Error::io(format!("wait for {plugin}: {e}")))?;
+                let failure = (!output.status.success()).then(|| output.status.to_string());
+                (output.stdout, failure)
+            }
+            Running::Thread(thread) => {
+                let outcome = thread
+                    .join()
+                    .map_err(|_| Error::internal(format!("{plugin} (linked) panicked")))?;
+                let failure = (!outcome.success).then(|| "failed".to_string());
+                (outcome.stdout.into_bytes(), failure)
+            }
+        };
+        if let Some(status) = failure {
+            return Err(delegate_error(&plugin, &stdout, &status));
         }
-        if output.stdout.iter().all(u8::is_ascii_whitespace) {
+        if stdout.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(&output.stdout)
+        serde_json::from_slice(&stdout)
             .map(Some)
             .map_err(|e| Error::decoding(format!("{plugin}: decode {command} output: {e}")))
     }
 }
 
+fn start_process(
+    path: &Path,
+    command: Command,
+    req: &Request,
+) -> Result<std::process::Child, Error> {
+    let mut child = Process::new(path)
+        .env_clear()
+        .envs(req.env.iter())
+        .env("CNI_COMMAND", command.as_str())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| Error::io(format!("exec {}: {e}", path.display())))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A delegate that exits without reading stdin is judged by its exit status.
+        let _ = stdin.write_all(&req.stdin);
+    }
+    Ok(child)
+}
+
+/// Runs a linked delegate through the skel's dispatch, as its executable would.
+fn start_thread(
+    linked: crate::linked::LinkedPlugin,
+    plugin: &str,
+    command: Command,
+    req: &Request,
+) -> Result<std::thread::JoinHandle<Outcome>, Error> {
+    let env = Env::from_pairs(
+        req.env
+            .iter()
+            .filter(|(k, _)| *k != "CNI_COMMAND")
+            .chain([("CNI_COMMAND", command.as_str())]),
+    );
+    let stdin = req.stdin.clone();
+    std::thread::Builder::new()
+        .name(plugin.to_string())
+        .spawn(move || crate::skel::dispatch(linked, &env, &mut stdin.as_slice()))
+        .map_err(|e| Error::io(format!("start {plugin}: {e}")))
+}
+
 impl Drop for Pending {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
+        match self.running.take() {
+            Some(Running::Process(mut child)) => {
+                let _ = child.wait();
+            }
+            Some(Running::Thread(thread)) => {
+                let _ = thread.join();
+            }
+            None => {}
         }
     }
 }
 
-/// The delegate's own error object when it printed one, else its exit status.
-fn delegate_error(plugin: &str, stdout: &[u8], status: std::process::ExitStatus) -> Error {
+/// The delegate's own error object when it printed one, else how it ended.
+fn delegate_error(plugin: &str, stdout: &[u8], status: &str) -> Error {
     match serde_json::from_slice::<Error>(stdout) {
         Ok(err) => err.context(plugin),
         Err(_) => Error::internal(format!("{plugin} failed with no error message: {status}")),

@@ -8,6 +8,7 @@ pub mod conf;
 pub mod delegate;
 pub mod env;
 pub mod error;
+pub mod linked;
 pub mod logger;
 pub mod result;
 pub mod skel;

@@ -70,8 +70,9 @@ pub struct Outcome {
 }
 
 /// Runs the plugin as a CNI executable and exits.
-pub fn run(name: &'static str, plugin: &impl Plugin) -> ! {
+pub fn run(name: &'static str, plugin: &(impl Plugin + ?Sized)) -> ! {
     crate::logger::init(name);
+    crate::linked::keep_marker();
     let outcome = dispatch(plugin, &Env::from_process(), &mut std::io::stdin().lock());
     let mut out = std::io::stdout().lock();
     // Nothing sensible is left to do if stdout is gone; the exit status still tells.
@@ -82,7 +83,7 @@ pub fn run(name: &'static str, plugin: &impl Plugin) -> ! {
 
 /// One invocation, without touching the process environment or stdout. A panic anywhere
 /// below still ends as an error object (code 999), never as a bare crash.
-pub fn dispatch(plugin: &impl Plugin, env: &Env, stdin: &mut impl Read) -> Outcome {
+pub fn dispatch(plugin: &(impl Plugin + ?Sized), env: &Env, stdin: &mut impl Read) -> Outcome {
     let mut version_hint = Version::LATEST;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         dispatch_inner(plugin, env, stdin, &mut version_hint)
@@ -113,7 +114,7 @@ pub fn dispatch(plugin: &impl Plugin, env: &Env, stdin: &mut impl Read) -> Outco
 }
 
 fn dispatch_inner(
-    plugin: &impl Plugin,
+    plugin: &(impl Plugin + ?Sized),
     env: &Env,
     stdin: &mut impl Read,
     version_hint: &mut Version,
@@ -158,7 +159,7 @@ fn dispatch_inner(
 }
 
 /// `{"cniVersion": <asked or latest>, "supportedVersions": [...]}`.
-fn version_reply(plugin: &impl Plugin, stdin: &[u8]) -> String {
+fn version_reply(plugin: &(impl Plugin + ?Sized), stdin: &[u8]) -> String {
     let asked = serde_json::from_slice::<serde_json::Value>(stdin)
         .ok()
         .and_then(|v| v.get("cniVersion")?.as_str().and_then(Version::parse))
@@ -171,7 +172,11 @@ fn version_reply(plugin: &impl Plugin, stdin: &[u8]) -> String {
 }
 
 /// The config's version must be one the plugin speaks and must know the command.
-fn check_version(plugin: &impl Plugin, command: Command, version: Version) -> Result<(), Error> {
+fn check_version(
+    plugin: &(impl Plugin + ?Sized),
+    command: Command,
+    version: Version,
+) -> Result<(), Error> {
     if !plugin.versions().contains(&version) {
         return Err(Error::incompatible_version(format!(
             "incompatible CNI versions; config is {version}, plugin supports [{}]",

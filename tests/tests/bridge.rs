@@ -1871,3 +1871,51 @@ fn a_pre_existing_bridge_keeps_its_mac_as_ports_come_and_go() {
         }
     }
 }
+
+/// Our host-local found in CNI_PATH runs inside the bridge process: it works even from a
+/// copy that cannot be executed. Any other file named host-local is exec'd as the spec
+/// says: a script standing in for it hands out its own address and sees ADD and DEL.
+#[test]
+fn ipam_runs_linked_only_when_cni_path_holds_our_host_local() {
+    use std::os::unix::fs::PermissionsExt;
+    let bed = Bed::new();
+    let ctr = bed.sb.container();
+    let conf = bed.conf("1.1.0", "linked", "cnilk0", &["10.61.0.0/24"], json!({}));
+
+    let ours = bed.sb.plugin_dir(&["bridge"], &[]);
+    let copy = ours.join("host-local");
+    std::fs::copy(cni_tests::plugin_bin("host-local"), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let call = |dir: &Path, command: &str, conf: &Value| {
+        bed.sb
+            .call(dir.join("bridge"), command)
+            .container("lk1", ctr.path_str(), "eth0")
+            .cni_path(dir.to_str().unwrap())
+            .stdin_json(conf)
+            .run()
+    };
+    let result = call(&ours, "ADD", &conf).assert_ok();
+    assert_eq!(ip_of(&result, 0), "10.61.0.2");
+    assert_eq!(bed.allocations("linked"), ["10.61.0.2"]);
+    call(&ours, "DEL", &conf).assert_ok_empty();
+    assert!(bed.allocations("linked").is_empty());
+
+    let foreign = bed.sb.plugin_dir(&["bridge"], &[]);
+    let log = foreign.join("log");
+    let script = format!(
+        "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> {}\n\
+         [ \"$CNI_COMMAND\" = ADD ] && echo '{{\"cniVersion\":\"1.1.0\",\"ips\":[{{\"address\":\"10.61.0.77/24\"}}]}}'\nexit 0\n",
+        log.display()
+    );
+    std::fs::write(foreign.join("host-local"), script).unwrap();
+    std::fs::set_permissions(
+        foreign.join("host-local"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let result = call(&foreign, "ADD", &conf).assert_ok();
+    assert_eq!(ip_of(&result, 0), "10.61.0.77");
+    call(&foreign, "DEL", &conf).assert_ok_empty();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "ADD\nDEL\n");
+    assert!(bed.allocations("linked").is_empty());
+}
