@@ -13,7 +13,8 @@ for manifest in plugins/*/Cargo.toml; do PLUGINS+=("$(basename "$(dirname "$mani
 
 build_release $(printf -- '-p %s ' "${PLUGINS[@]}")
 install -d "$BIN_DIR"
-for p in "${PLUGINS[@]}"; do
+# cni-dns is the DNS sidecar dnsname starts; it looks for it next to itself.
+for p in "${PLUGINS[@]}" cni-dns; do
     install -m 0755 "$RELEASE_DIR/$p" "$BIN_DIR/$p"
     echo "installed $BIN_DIR/$p"
 done

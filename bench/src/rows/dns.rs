@@ -440,17 +440,26 @@ impl Instance for DnsInstance {
         let qps = field(&full, "Queries per second:")
             .filter(|q| *q > 0.0)
             .ok_or_else(|| Error::msg(format!("no QPS in dnsperf's output:\n{full}")))?;
-        let paced = self.dnsperf(&["-l", PACED, "-Q", "1000", "-v"])?;
-        let mut latencies: Vec<f64> = paced
-            .lines()
-            .filter(|l| l.starts_with("> NOERROR"))
-            .filter_map(|l| l.split_whitespace().last()?.parse().ok())
-            .collect();
-        if latencies.is_empty() {
-            return Err(Error::msg(format!(
-                "no latencies from dnsperf -v:\n{paced}"
-            )));
-        }
+        // dnsperf now and then sends nothing in so short a paced run ("Queries sent: 0"):
+        // a quirk of the client, whatever the server; such a run is taken again.
+        let mut attempts = 0;
+        let mut latencies = loop {
+            let paced = self.dnsperf(&["-l", PACED, "-Q", "1000", "-v"])?;
+            let latencies: Vec<f64> = paced
+                .lines()
+                .filter(|l| l.starts_with("> NOERROR"))
+                .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+                .collect();
+            attempts += 1;
+            if !latencies.is_empty() {
+                break latencies;
+            }
+            if attempts == 3 || field(&paced, "Queries sent:").is_none_or(|n| n > 0.0) {
+                return Err(Error::msg(format!(
+                    "no latencies from dnsperf -v:\n{paced}"
+                )));
+            }
+        };
         latencies.sort_by(f64::total_cmp);
         let median = latencies[latencies.len() / 2];
         let id = container_id(40 + u64::from(self.net.subnet), i);
