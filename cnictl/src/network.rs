@@ -131,14 +131,52 @@ pub fn remove(env: &Env, name: &str, force: bool) -> Result<Removed> {
         let shared = others
             .iter()
             .any(|o| o.name != n.name && o.bridge().as_deref() == Some(bridge.as_str()));
-        if !shared && let Err(e) = delete_link(env, &bridge) {
-            out.warnings
-                .push(format!("cannot delete bridge {bridge}: {e}"));
+        if !shared {
+            if let Err(e) = delete_link(env, &bridge) {
+                out.warnings
+                    .push(format!("cannot delete bridge {bridge}: {e}"));
+            }
+            if let Err(e) = remove_bridge_rules(env, &n, &bridge) {
+                out.warnings.push(format!(
+                    "cannot remove the nftables rules of {}: {}",
+                    n.name, e.msg
+                ));
+            }
         }
     }
     std::fs::remove_file(&n.file)
         .map_err(|e| CliError::new(format!("cannot remove {}: {e}", n.file.display())))?;
     Ok(out)
+}
+
+/// Removes the network's masquerade and isolation rules the bridge plugin made (they
+/// outlive the containers: they belong to the network).
+fn remove_bridge_rules(
+    env: &Env,
+    n: &Network,
+    bridge: &str,
+) -> std::result::Result<(), cni::Error> {
+    let data_dir = n
+        .list
+        .plugins
+        .iter()
+        .find(|p| libcni::conf::plugin_type(p) == "bridge")
+        .and_then(|p| p.get("dataDir"))
+        .and_then(Value::as_str)
+        .unwrap_or(bridge::DEFAULT_DATA_DIR)
+        .to_string();
+    let netns = match &env.exec_netns {
+        Some(p) => Some(
+            cni_netlink::NetNs::open(p).map_err(|e| cni::Error::invalid_netns(e.to_string()))?,
+        ),
+        None => None,
+    };
+    bridge::remove_network_rules(
+        netns.as_ref(),
+        std::path::Path::new(&data_dir),
+        &n.name,
+        bridge,
+    )
 }
 
 /// Deletes a link where the plugins run (a missing link is fine).

@@ -765,7 +765,19 @@ fn connect_inspect_disconnect_with_names_aliases_ports() {
     assert!(!links_in(&web).contains(&"eth0".to_string()));
     assert!(!ctl.host_links().contains(&"cni-app-net".to_string()));
     ctl.ok(&["disconnect", "db-net", "dbc"]);
+    // Both networks masqueraded and were isolated: their rules went with them.
+    let before_rm = ctl.sb.host_run(&["nft", "list", "ruleset"]);
+    assert!(before_rm.contains("cni network db-net"), "{before_rm}");
     ctl.ok(&["network", "rm", "db-net"]);
+    let ruleset = ctl.sb.host_run(&["nft", "list", "ruleset"]);
+    for gone in [
+        "cni network app-net",
+        "cni network db-net",
+        "isolate cni-app-net",
+        "isolate cni-db-net",
+    ] {
+        assert!(!ruleset.contains(gone), "{gone:?} is left:\n{ruleset}");
+    }
     assert!(ctl.cache_files().is_empty());
     assert!(ctl.conf_files().is_empty());
     // Every address was given back.

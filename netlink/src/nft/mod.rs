@@ -49,9 +49,9 @@ use crate::netns::NetNs;
 use crate::socket::{DUMP_ATTEMPTS, Socket};
 use wire::Msg;
 
-pub use ruleset::apply_ruleset;
 #[cfg(test)]
 pub(crate) use ruleset::run_nft;
+pub use ruleset::{apply_ruleset, rule_handles};
 
 /// `NFNL_SUBSYS_NFTABLES`: the batch header names the subsystem in `res_id`.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;

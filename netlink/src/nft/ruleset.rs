@@ -123,3 +123,52 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
+
+/// The handles of the rules of `chain` whose comment is exactly `comment` (`nft -a list
+/// chain`), for deleting rules created by text: rules have no name, only a handle. A
+/// missing chain (or table) has none.
+pub fn rule_handles(
+    netns: Option<&NetNs>,
+    family: &str,
+    table: &str,
+    chain: &str,
+    comment: &str,
+) -> Result<Vec<u64>> {
+    match run_nft(netns, &["-a", "list", "chain", family, table, chain], None) {
+        Ok(listing) => Ok(handles_with_comment(&listing, comment)),
+        Err(Error::NftTool { detail, .. }) if detail.contains("No such file or directory") => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.during("list nftables chain")),
+    }
+}
+
+fn handles_with_comment(listing: &str, comment: &str) -> Vec<u64> {
+    let wanted = format!("comment \"{comment}\"");
+    listing
+        .lines()
+        .filter_map(|line| {
+            let (rule, handle) = line.rsplit_once("# handle ")?;
+            let rule = rule.trim_end();
+            rule.ends_with(&wanted)
+                .then(|| handle.trim().parse().ok())?
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::handles_with_comment;
+
+    #[test]
+    fn finds_the_handles_of_rules_with_the_comment() {
+        let listing = "table inet t {\n\tchain c { # handle 1\n\
+            \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+            \t\tip saddr @a masquerade comment \"cni network n1\" # handle 4\n\
+            \t\tip saddr @b masquerade comment \"cni network n10\" # handle 5\n\
+            \t\tip6 saddr @c masquerade comment \"cni network n1\" # handle 7\n\
+            \t}\n}\n";
+        assert_eq!(handles_with_comment(listing, "cni network n1"), [4, 7]);
+        assert!(handles_with_comment(listing, "cni network n2").is_empty());
+    }
+}

@@ -23,8 +23,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use cni::Error;
-use cni_netlink::MacAddr;
 use cni_netlink::nft::{self, ElementOp, Family, Nft, key};
+use cni_netlink::{MacAddr, NetNs};
 use sha2::{Digest, Sha256};
 
 pub const TABLE: &str = "cni_bridge";
@@ -192,6 +192,70 @@ pub fn ensure_isolation(nft: &mut Nft, data_dir: &Path, bridge: &str) -> Result<
              add element inet {TABLE} isolated {{ \"{bridge}\" }}\n"
         );
         nft::apply_ruleset(None, &text).map_err(|e| nft_error("create isolation rule", e))
+    })
+}
+
+/// Removes what ADDs made for `network` on `bridge` besides the containers' own entries: its
+/// masquerade rules and sets and the bridge's isolation rule and element, in the caller's
+/// netns or in `netns`. For when the network itself is removed (`cnictl network rm`), once
+/// no container is attached; a later ADD would create them again.
+pub fn remove_network(
+    netns: Option<&NetNs>,
+    data_dir: &Path,
+    network: &str,
+    bridge: &str,
+) -> Result<(), Error> {
+    let mut nft = match netns {
+        Some(ns) => Nft::in_netns(ns),
+        None => Nft::host(),
+    }
+    .map_err(|e| nft_error("open nftables socket", e))?;
+    if !nft
+        .table_exists(Family::Inet, TABLE)
+        .map_err(|e| nft_error("look up the bridge table", e))?
+    {
+        return Ok(());
+    }
+    with_structure_lock(data_dir, || {
+        let mut text = String::new();
+        let rules = [
+            (
+                "postrouting",
+                format!("cni network {}", network.escape_default()),
+            ),
+            ("forward", format!("isolate {bridge}")),
+        ];
+        for (chain, comment) in &rules {
+            let handles = nft::rule_handles(netns, "inet", TABLE, chain, comment)
+                .map_err(|e| nft_error("list the bridge rules", e))?;
+            for handle in handles {
+                text.push_str(&format!(
+                    "delete rule inet {TABLE} {chain} handle {handle}\n"
+                ));
+            }
+        }
+        let id = net_id(network);
+        for set in [format!("masq4_{id}"), format!("masq6_{id}")] {
+            if nft
+                .set_exists(Family::Inet, TABLE, &set)
+                .map_err(|e| nft_error("look up masquerade set", e))?
+            {
+                text.push_str(&format!("delete set inet {TABLE} {set}\n"));
+            }
+        }
+        let key = ifname_key(bridge)?;
+        if nft
+            .has_element(Family::Inet, TABLE, "isolated", &key)
+            .map_err(|e| nft_error("look up isolated bridges", e))?
+        {
+            text.push_str(&format!(
+                "delete element inet {TABLE} isolated {{ \"{bridge}\" }}\n"
+            ));
+        }
+        if text.is_empty() {
+            return Ok(());
+        }
+        nft::apply_ruleset(netns, &text).map_err(|e| nft_error("remove the network's rules", e))
     })
 }
 

@@ -17,6 +17,7 @@ use plugin_state::StateDir;
 use serde::{Deserialize, Serialize};
 
 pub use config::{Config, DEFAULT_BRIDGE, DEFAULT_DATA_DIR, MasqBackend};
+pub use firewall::remove_network as remove_network_rules;
 
 pub struct Bridge;
 
