@@ -54,6 +54,10 @@ pub enum Error {
     #[error("{}{detail}", prefix(op))]
     NftTool { op: String, detail: String },
 
+    /// `iptables-restore` could not be run, or rejected a script.
+    #[error("{tool}: {detail}")]
+    IptablesTool { tool: String, detail: String },
+
     /// Reading or writing a sysctl under /proc/sys/net failed.
     #[error("{op} sysctl {}: {source}", path.display())]
     Sysctl {

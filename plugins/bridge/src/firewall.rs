@@ -18,7 +18,6 @@
 //!                                      iifname . ether saddr != @spoofchk_allowed drop
 //! ```
 
-use std::fs::OpenOptions;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -90,17 +89,8 @@ fn with_structure_lock<T>(
     data_dir: &Path,
     f: impl FnOnce() -> Result<T, Error>,
 ) -> Result<T, Error> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| Error::io(format!("create {}: {e}", data_dir.display())))?;
-    let path = data_dir.join("nft.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("open {}: {e}", path.display())))?;
-    file.lock()
-        .map_err(|e| Error::io(format!("lock {}: {e}", path.display())))?;
+    let _lock =
+        plugin_state::lock_in(data_dir, "nft.lock").map_err(|e| Error::io(e.to_string()))?;
     f()
 }
 

@@ -2,7 +2,6 @@
 //! plugin lays it out: a nat chain per container, `CNI-<hash>`, reached from POSTROUTING by the
 //! container's address. Each change is one `iptables-restore --noflush` transaction per family.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
@@ -27,32 +26,7 @@ fn quoted(arg: &str) -> String {
 }
 
 fn restore(v6: bool, script: &str) -> Result<(), Error> {
-    let tool = if v6 {
-        "ip6tables-restore"
-    } else {
-        "iptables-restore"
-    };
-    let mut child = Command::new(tool)
-        .args(["--noflush", "--wait"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::internal(format!("run {tool}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(script.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::internal(format!("wait for {tool}: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::internal(format!(
-            "{tool}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    cni_netlink::iptables::restore_noflush(v6, script).map_err(|e| Error::internal(e.to_string()))
 }
 
 /// Masquerades traffic of the container's addresses leaving their subnets.

@@ -12,7 +12,6 @@ mod config;
 pub mod iptables;
 pub mod nft;
 
-use std::fs::OpenOptions;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -55,23 +54,8 @@ pub struct AttachmentState {
 
 /// Holds the plugin's lock for the whole operation: ADD, DEL and GC of all networks change
 /// shared structure (tables, chains, the members of a bridge).
-struct Locked {
-    _file: std::fs::File,
-}
-
-fn lock(data_dir: &Path) -> Result<Locked, Error> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| Error::io(format!("create {}: {e}", data_dir.display())))?;
-    let path = data_dir.join("lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("open {}: {e}", path.display())))?;
-    file.lock()
-        .map_err(|e| Error::io(format!("lock {}: {e}", path.display())))?;
-    Ok(Locked { _file: file })
+fn lock(data_dir: &Path) -> Result<plugin_state::DirLock, Error> {
+    plugin_state::lock_in(data_dir, "lock").map_err(|e| Error::io(e.to_string()))
 }
 
 fn kernel_error(e: cni_netlink::Error) -> Error {

@@ -17,8 +17,6 @@
 //! plugins create the shared chains once. What ADD wrote is recorded, so DEL needs nothing
 //! from the runtime.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -138,43 +136,13 @@ impl NatTable {
 }
 
 fn restore(v6: bool, script: &str) -> Result<(), Error> {
-    let (_, tool) = tools(v6);
-    let mut child = Command::new(tool)
-        .args(["--noflush", "--wait"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::internal(format!("run {tool}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(script.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::internal(format!("wait for {tool}: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::internal(format!(
-            "{tool}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    cni_netlink::iptables::restore_noflush(v6, script).map_err(|e| Error::internal(e.to_string()))
 }
 
 /// Runs `f` holding the data dir's iptables lock (read, then write the nat table).
 fn locked<T>(data_dir: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| Error::io(format!("create {}: {e}", data_dir.display())))?;
-    let path = data_dir.join("iptables.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("open {}: {e}", path.display())))?;
-    file.lock()
-        .map_err(|e| Error::io(format!("lock {}: {e}", path.display())))?;
+    let _lock =
+        plugin_state::lock_in(data_dir, "iptables.lock").map_err(|e| Error::io(e.to_string()))?;
     f()
 }
 

@@ -11,7 +11,6 @@
 mod config;
 mod hostif;
 mod iptables;
-mod nfnl;
 mod nft;
 mod state;
 
@@ -156,7 +155,7 @@ fn flush_udp_conntrack(mappings: &[Mapping], addrs: &[IpNetwork]) {
     if udp.is_empty() {
         return;
     }
-    let mut sock = match nfnl::NfSocket::open() {
+    let mut sock = match cni_netlink::nfnl::NfSocket::open() {
         Ok(s) => s,
         Err(e) => {
             log::warn!("delete stale UDP conntrack entries: {e}");

@@ -34,7 +34,6 @@
 //! second container gets an error and the first keeps its mapping.
 
 use std::collections::BTreeSet;
-use std::fs::OpenOptions;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -45,9 +44,9 @@ use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::nfnl::{Change, NfSocket};
 use crate::state::{self, AttachmentState, StoredElement, hex, unhex};
 use crate::{Backend, PORT_IN_USE, container_addresses};
+use cni_netlink::nfnl::{Change, NfSocket};
 
 pub const TABLE: &str = "cni_portmap";
 
@@ -393,17 +392,8 @@ fn with_structure_lock<T>(
     data_dir: &Path,
     f: impl FnOnce() -> Result<T, Error>,
 ) -> Result<T, Error> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| Error::io(format!("create {}: {e}", data_dir.display())))?;
-    let path = data_dir.join("nft.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("open {}: {e}", path.display())))?;
-    file.lock()
-        .map_err(|e| Error::io(format!("lock {}: {e}", path.display())))?;
+    let _lock =
+        plugin_state::lock_in(data_dir, "nft.lock").map_err(|e| Error::io(e.to_string()))?;
     f()
 }
 

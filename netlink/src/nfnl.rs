@@ -1,11 +1,11 @@
-//! Two small NETLINK_NETFILTER requests the netlink crate has no call for yet: reading one
-//! set element with its data (so DEL and CHECK can tell whose a map element is without
-//! listing the map), and deleting the UDP conntrack entries of a destination port (what the
-//! reference does after adding rules, so that a client's stale UDP flow is not kept away
-//! from the new mapping).
+//! NETLINK_NETFILTER requests portmap needs that [`crate::nft::Nft`] has no call for: reading
+//! one set element with its data (so DEL and CHECK can tell whose a map element is without
+//! listing the map), element changes that carry data and a comment, and deleting the UDP
+//! conntrack entries of a destination port (what the reference does after adding rules, so
+//! that a client's stale UDP flow is not kept away from the new mapping).
 //!
-//! Messages are built and read by hand: a netlink header, the `nfgenmsg`, attributes.
-//! Candidates for `cni-netlink` once it grows conntrack support.
+//! Messages are built and read by hand: a netlink header, the `nfgenmsg`, attributes. The
+//! element calls overlap with [`crate::nft::Nft`]'s and could merge into it.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -278,9 +278,9 @@ impl NfSocket {
 
     /// Closes the socket without making the caller wait for the kernel to free what its
     /// transactions deleted: the last close happens in a child after the process exits
-    /// (see [`cni_netlink::close_after_exit`]).
+    /// (see [`crate::close_after_exit`]).
     pub fn close_detached(self) {
-        cni_netlink::close_after_exit(self.sock.as_fd());
+        crate::close_after_exit(self.sock.as_fd());
     }
 
     /// Reads the answer to request `seq` until its ACK, error or end of dump, handing each
