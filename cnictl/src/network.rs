@@ -131,17 +131,17 @@ pub fn remove(env: &Env, name: &str, force: bool) -> Result<Removed> {
         let shared = others
             .iter()
             .any(|o| o.name != n.name && o.bridge().as_deref() == Some(bridge.as_str()));
-        if !shared {
-            if let Err(e) = delete_link(env, &bridge) {
-                out.warnings
-                    .push(format!("cannot delete bridge {bridge}: {e}"));
-            }
-            if let Err(e) = remove_bridge_rules(env, &n, &bridge) {
-                out.warnings.push(format!(
-                    "cannot remove the nftables rules of {}: {}",
-                    n.name, e.msg
-                ));
-            }
+        if !shared && let Err(e) = delete_link(env, &bridge) {
+            out.warnings
+                .push(format!("cannot delete bridge {bridge}: {e}"));
+        }
+        // The bridge's own isolation rule stays while another network uses the bridge.
+        let bridge_rules = (!shared).then_some(bridge.as_str());
+        if let Err(e) = remove_bridge_rules(env, &n, bridge_rules) {
+            out.warnings.push(format!(
+                "cannot remove the nftables rules of {}: {}",
+                n.name, e.msg
+            ));
         }
     }
     std::fs::remove_file(&n.file)
@@ -154,7 +154,7 @@ pub fn remove(env: &Env, name: &str, force: bool) -> Result<Removed> {
 fn remove_bridge_rules(
     env: &Env,
     n: &Network,
-    bridge: &str,
+    bridge: Option<&str>,
 ) -> std::result::Result<(), cni::Error> {
     let data_dir = n
         .list

@@ -185,15 +185,16 @@ pub fn ensure_isolation(nft: &mut Nft, data_dir: &Path, bridge: &str) -> Result<
     })
 }
 
-/// Removes what ADDs made for `network` on `bridge` besides the containers' own entries: its
-/// masquerade rules and sets and the bridge's isolation rule and element, in the caller's
-/// netns or in `netns`. For when the network itself is removed (`cnictl network rm`), once
-/// no container is attached; a later ADD would create them again.
+/// Removes what ADDs made for `network` besides the containers' own entries: its masquerade
+/// rules and sets and, given `bridge` (when no other network uses it), the bridge's
+/// isolation rule and element; in the caller's netns or in `netns`. For when the network
+/// itself is removed (`cnictl network rm`), once no container is attached; a later ADD would
+/// create them again.
 pub fn remove_network(
     netns: Option<&NetNs>,
     data_dir: &Path,
     network: &str,
-    bridge: &str,
+    bridge: Option<&str>,
 ) -> Result<(), Error> {
     let mut nft = match netns {
         Some(ns) => Nft::in_netns(ns),
@@ -208,13 +209,13 @@ pub fn remove_network(
     }
     with_structure_lock(data_dir, || {
         let mut text = String::new();
-        let rules = [
-            (
-                "postrouting",
-                format!("cni network {}", network.escape_default()),
-            ),
-            ("forward", format!("isolate {bridge}")),
-        ];
+        let mut rules = vec![(
+            "postrouting",
+            format!("cni network {}", network.escape_default()),
+        )];
+        if let Some(bridge) = bridge {
+            rules.push(("forward", format!("isolate {bridge}")));
+        }
         for (chain, comment) in &rules {
             let handles = nft::rule_handles(netns, "inet", TABLE, chain, comment)
                 .map_err(|e| nft_error("list the bridge rules", e))?;
@@ -233,10 +234,10 @@ pub fn remove_network(
                 text.push_str(&format!("delete set inet {TABLE} {set}\n"));
             }
         }
-        let key = ifname_key(bridge)?;
-        if nft
-            .has_element(Family::Inet, TABLE, "isolated", &key)
-            .map_err(|e| nft_error("look up isolated bridges", e))?
+        if let Some(bridge) = bridge
+            && nft
+                .has_element(Family::Inet, TABLE, "isolated", &ifname_key(bridge)?)
+                .map_err(|e| nft_error("look up isolated bridges", e))?
         {
             text.push_str(&format!(
                 "delete element inet {TABLE} isolated {{ \"{bridge}\" }}\n"
