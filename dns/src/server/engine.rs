@@ -22,7 +22,7 @@ use super::records::{NetView, Snapshot};
 /// The largest message accepted (a query is a few dozen bytes; EDNS allows 4096 on UDP).
 pub const MAX_MESSAGE: usize = 4096;
 /// The UDP payload size we advertise in our OPT record.
-const OUR_UDP_PAYLOAD: u16 = 1232;
+pub(crate) const OUR_UDP_PAYLOAD: u16 = 1232;
 
 /// What to do with a message.
 #[derive(Debug)]
@@ -312,12 +312,13 @@ pub fn reverse_ip(name: &str) -> Option<IpAddr> {
         let (Some(c), None) = (chars.next(), chars.next()) else {
             return None;
         };
+        // More than 32 nibbles is not an address (and would shift past the u128).
+        if i >= 32 {
+            return None;
+        }
         let digit = u128::from(c.to_digit(16)?);
         value |= digit << (4 * i);
         count = i + 1;
-        if count > 32 {
-            return None;
-        }
     }
     (count == 32).then(|| IpAddr::V6(Ipv6Addr::from(value)))
 }
@@ -431,6 +432,11 @@ mod tests {
         assert_eq!(
             reverse_ip("2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.d.f.ip6.arpa"),
             Some("fd01::2".parse().unwrap())
+        );
+        assert_eq!(
+            reverse_ip(&format!("{}ip6.arpa", "0.".repeat(33))),
+            None,
+            "33 nibbles"
         );
         assert_eq!(reverse_ip("1.2.3.in-addr.arpa"), None);
         assert_eq!(reverse_ip("01.2.3.4.in-addr.arpa"), None);

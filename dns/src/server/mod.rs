@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod engine;
+pub mod fast;
 pub mod forward;
 pub mod records;
 mod tcp;

@@ -1,6 +1,8 @@
-//! UDP: one thread per listening address, blocking in `recv_from`, answering from the current
-//! snapshot inline (no task or channel per packet: a local answer is a parse, a few hash
-//! lookups and an encode). Only forwards go to the async runtime.
+//! UDP: one thread per listening address, blocking in `recvmmsg`, answering from the current
+//! snapshot inline (no task or channel per packet). The common query, a name of the asker's
+//! network, takes the fast path ([`super::fast`]: no parse, encode or allocation, the reply
+//! written into this thread's buffers); the rest a parse, a few hash lookups and an encode.
+//! Every reply of a batch goes out in one `sendmmsg`. Only forwards go to the async runtime.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -14,6 +16,7 @@ use socket2::{Domain, Socket, Type};
 
 use super::Shared;
 use super::engine::{MAX_MESSAGE, Outcome};
+use super::fast::Scratch;
 
 /// A bound UDP socket and its thread; stopped on drop.
 pub struct UdpListener {
@@ -80,9 +83,13 @@ fn serve(socket: &Arc<UdpSocket>, stop: &AtomicBool, shared: &Arc<Shared>) {
     let fd = socket.as_raw_fd();
     // One byte more than we accept, to tell an oversized message from a full one.
     let mut bufs = vec![0u8; BATCH * (MAX_MESSAGE + 1)];
+    // The fast path's replies, one slot per message of the batch.
+    let mut outs = vec![0u8; BATCH * MAX_MESSAGE];
+    // The general path's replies, kept until the batch is sent.
+    let mut slow: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::new()).collect();
+    let mut scratch = Scratch::default();
     let mut snap = shared.snapshot();
     let mut generation = shared.generation();
-    let mut replies: Vec<(Vec<u8>, socket2::SockAddr)> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: zeroed sockaddr_storage, iovec and mmsghdr are valid initial values.
         let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
@@ -123,13 +130,20 @@ fn serve(socket: &Arc<UdpSocket>, stop: &AtomicBool, shared: &Arc<Shared>) {
             snap = shared.snapshot();
             generation = current;
         }
-        replies.clear();
-        for i in 0..(n as usize).min(BATCH) {
+        // SAFETY: zeroed iovec and mmsghdr are valid initial values.
+        let mut send_iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut send_msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let mut count = 0;
+        for ((i, out), slow) in outs
+            .chunks_mut(MAX_MESSAGE)
+            .enumerate()
+            .zip(slow.iter_mut())
+            .take((n as usize).min(BATCH))
+        {
             let len = msgs[i].msg_len as usize;
             let Some(src) = socket_addr(&addrs[i]) else {
                 continue;
             };
-            let from = socket2::SockAddr::from(src);
             let start = i * (MAX_MESSAGE + 1);
             let Some(bytes) = bufs.get(start..start + len.min(MAX_MESSAGE + 1)) else {
                 continue;
@@ -137,23 +151,43 @@ fn serve(socket: &Arc<UdpSocket>, stop: &AtomicBool, shared: &Arc<Shared>) {
             if bytes.is_empty() {
                 continue;
             }
-            match shared.engine.handle(&snap, bytes, src, Protocol::Udp) {
-                Outcome::Reply(reply) => replies.push((reply, from)),
-                Outcome::Forward(job) => {
-                    let (socket, shared2) = (socket.clone(), shared.clone());
-                    shared.runtime.spawn(async move {
-                        let listening = shared2.listening();
-                        if let Some(reply) = shared2.forwarder.forward(&job, &listening).await
-                            && let Err(e) = socket.send_to(&reply, src)
-                        {
-                            log::debug!("udp send to {src}: {e}");
+            let reply: &[u8] =
+                match shared
+                    .engine
+                    .answer_fast(&snap, bytes, src.ip(), out, &mut scratch)
+                {
+                    Some(len) => &out[..len],
+                    None => match shared.engine.handle(&snap, bytes, src, Protocol::Udp) {
+                        Outcome::Reply(reply) => {
+                            *slow = reply;
+                            slow
                         }
-                    });
-                }
-                Outcome::Drop => {}
-            }
+                        Outcome::Forward(job) => {
+                            let (socket, shared2) = (socket.clone(), shared.clone());
+                            shared.runtime.spawn(async move {
+                                let listening = shared2.listening();
+                                if let Some(reply) =
+                                    shared2.forwarder.forward(&job, &listening).await
+                                    && let Err(e) = socket.send_to(&reply, src)
+                                {
+                                    log::debug!("udp send to {src}: {e}");
+                                }
+                            });
+                            continue;
+                        }
+                        Outcome::Drop => continue,
+                    },
+                };
+            // The reply goes back to the address it came from, as the kernel wrote it.
+            send_iovs[count].iov_base = reply.as_ptr() as *mut libc::c_void;
+            send_iovs[count].iov_len = reply.len();
+            send_msgs[count].msg_hdr.msg_name = std::ptr::addr_of_mut!(addrs[i]).cast();
+            send_msgs[count].msg_hdr.msg_namelen = msgs[i].msg_hdr.msg_namelen;
+            send_msgs[count].msg_hdr.msg_iov = std::ptr::addr_of_mut!(send_iovs[count]);
+            send_msgs[count].msg_hdr.msg_iovlen = 1;
+            count += 1;
         }
-        send_all(fd, &replies);
+        send_all(fd, &mut send_msgs[..count]);
     }
 }
 
@@ -183,26 +217,15 @@ fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-/// Sends every reply with as few `sendmmsg` calls as the kernel allows; a reply the kernel
-/// refuses is skipped (UDP: the client asks again).
-fn send_all(fd: std::os::fd::RawFd, replies: &[(Vec<u8>, socket2::SockAddr)]) {
+/// Sends every prepared message with as few `sendmmsg` calls as the kernel allows; a reply
+/// the kernel refuses is skipped (UDP: the client asks again).
+fn send_all(fd: std::os::fd::RawFd, msgs: &mut [libc::mmsghdr]) {
     let mut sent = 0;
-    while sent < replies.len() {
-        let rest = &replies[sent..];
-        // SAFETY: zeroed iovec and mmsghdr are valid initial values.
-        let mut iovs: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; rest.len()];
-        let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; rest.len()];
-        for (i, (reply, to)) in rest.iter().enumerate() {
-            iovs[i].iov_base = reply.as_ptr() as *mut libc::c_void;
-            iovs[i].iov_len = reply.len();
-            msgs[i].msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
-            msgs[i].msg_hdr.msg_namelen = to.len();
-            msgs[i].msg_hdr.msg_iov = std::ptr::addr_of_mut!(iovs[i]);
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: the pointers refer to `replies` and `iovs`, alive for the call; the kernel
-        // only reads them.
-        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), rest.len() as u32, 0) };
+    while sent < msgs.len() {
+        let rest = &mut msgs[sent..];
+        // SAFETY: the messages point to replies, iovecs and addresses alive for the call; the
+        // kernel only reads them (and writes `msg_len`).
+        let n = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
         if n <= 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == ErrorKind::Interrupted {
