@@ -181,7 +181,9 @@ fn libcni_runs_a_reference_chain_inside_the_sandbox() {
                     "routes": [{"dst": "0.0.0.0/0"}]
                 }
             },
-            {"type": "tuning", "capabilities": {"mac": true}}
+            // Its saved originals stay in the sandbox, not in the machine's /run/cni.
+            {"type": "tuning", "capabilities": {"mac": true},
+             "dataDir": sb.data_dir().join("tuning")}
         ]
     }));
     let mut rt = RuntimeConf::new("smoke1", ctr.path_str(), "eth0");
