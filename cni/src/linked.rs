@@ -65,7 +65,7 @@ fn has_section(path: &Path, wanted: &[u8]) -> Option<bool> {
     let shentsize = usize::from(u16_at(&header, 0x3a)?);
     let shnum = usize::from(u16_at(&header, 0x3c)?);
     let shstrndx = usize::from(u16_at(&header, 0x3e)?);
-    if shentsize < 64 || shnum == 0 || shnum > 512 || shstrndx >= shnum {
+    if !(64..=256).contains(&shentsize) || shnum == 0 || shnum > 512 || shstrndx >= shnum {
         return Some(false);
     }
     let mut table = vec![0u8; shentsize * shnum];
