@@ -31,6 +31,27 @@ impl ChainRun {
     pub fn total(&self) -> Duration {
         self.steps.iter().map(|(_, d)| *d).sum()
     }
+
+    /// Checks an ADD: its result must give the container an address in `10.<octet>.0.0/16`.
+    /// `what` names the call in the error (`"ours bridge ADD"`).
+    pub fn expect_address_in(self, subnet_octet: u8, what: &str) -> Result<ChainRun> {
+        let address = self
+            .result
+            .as_ref()
+            .and_then(|r| r.get("ips"))
+            .and_then(Value::as_array)
+            .and_then(|ips| ips.first())
+            .and_then(|ip| ip.get("address"))
+            .and_then(Value::as_str);
+        let prefix = format!("10.{subnet_octet}.");
+        if address.is_some_and(|a| a.starts_with(&prefix)) {
+            return Ok(self);
+        }
+        Err(Error::msg(format!(
+            "{what} returned no address in 10.{subnet_octet}.0.0/16: {}",
+            self.result.as_ref().unwrap_or(&Value::Null)
+        )))
+    }
 }
 
 impl Chain {

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{CNI_VERSION, Derived, Instance, Params, Row, container_id};
 use crate::chain::{Chain, ChainRun};
@@ -212,24 +212,10 @@ impl BridgeInstance {
     fn add(&self, id: &str, netns: Option<usize>) -> Result<ChainRun> {
         let inv = self.invocation(id, netns)?;
         let run = self.chain.add(&self.side, &inv, Some(self.host.enter()))?;
-        let address = run
-            .result
-            .as_ref()
-            .and_then(|r| r.get("ips"))
-            .and_then(Value::as_array)
-            .and_then(|ips| ips.first())
-            .and_then(|ip| ip.get("address"))
-            .and_then(Value::as_str);
-        let prefix = format!("10.{}.", self.subnet_octet);
-        if !address.is_some_and(|a| a.starts_with(&prefix)) {
-            return Err(Error::msg(format!(
-                "{} bridge ADD returned no address in 10.{}.0.0/16: {}",
-                self.side.label(),
-                self.subnet_octet,
-                run.result.as_ref().unwrap_or(&Value::Null)
-            )));
-        }
-        Ok(run)
+        run.expect_address_in(
+            self.subnet_octet,
+            &format!("{} bridge ADD", self.side.label()),
+        )
     }
 
     fn del(&self, id: &str, netns: Option<usize>, add: &ChainRun) -> Result<ChainRun> {

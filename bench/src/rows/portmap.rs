@@ -235,24 +235,10 @@ impl PortmapInstance {
         let run = self
             .chain(port)?
             .add(&self.side, &inv, Some(self.host.enter()))?;
-        let address = run
-            .result
-            .as_ref()
-            .and_then(|r| r.get("ips"))
-            .and_then(Value::as_array)
-            .and_then(|ips| ips.first())
-            .and_then(|ip| ip.get("address"))
-            .and_then(Value::as_str);
-        let prefix = format!("10.{}.", self.subnet_octet);
-        if !address.is_some_and(|a| a.starts_with(&prefix)) {
-            return Err(Error::msg(format!(
-                "{} bridge+portmap ADD returned no address in 10.{}.0.0/16: {}",
-                self.side.label(),
-                self.subnet_octet,
-                run.result.as_ref().unwrap_or(&Value::Null)
-            )));
-        }
-        Ok(run)
+        run.expect_address_in(
+            self.subnet_octet,
+            &format!("{} bridge+portmap ADD", self.side.label()),
+        )
     }
 
     fn del(&self, id: &str, netns: Option<usize>, port: u16, add: &ChainRun) -> Result<ChainRun> {
