@@ -48,6 +48,7 @@ for dir in "${dirs[@]}"; do
     rm -rf "${carry:?}/$name"
     mkdir -p "$carry/$name"
     cp -a "$dir"/. "$carry/$name"/
+    cp "$HERE/lib.sh" "$carry/$name/"
     for p in "${PLUGINS[@]}"; do cp "$RELEASE_DIR/$p" "$carry/$name/"; done
     echo "== vm test $name"
     if "$RUN_IN_VM" -m veth,bridge,8021q,dummy,macvlan,ipvlan "$carry/$name"; then

@@ -11,52 +11,8 @@
 #   v30    vlan 30, cniVersion 0.4.0                       c5 .200, c7 .201
 #   trunk  vlanTrunk 10, 20-21, no IPAM (L2)              c4, tagging with eth0.<vid>
 #   keep   vlan 10 + preserveDefaultVlan                  c6 .50
-set -u
-pass=0
-fail=0
-check() { # check NAME CMD...: CMD must succeed
-    name=$1
-    shift
-    if out=$("$@" 2>&1); then
-        pass=$((pass + 1))
-        echo "ok   - $name"
-    else
-        fail=$((fail + 1))
-        echo "FAIL - $name"
-        echo "$out" | sed 's/^/       /'
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 not() { ! "$@"; }
-# pings NS ADDR: an answer within a few tries (neighbour discovery may need a moment).
-pings() {
-    i=0
-    while [ $i -lt 5 ]; do
-        ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1 && return 0
-        i=$((i + 1))
-        sleep 0.2
-    done
-    echo "no answer from $2 in $1"
-    return 1
-}
-# blocked NS ADDR: no answer (the positive paths are shown to work first).
-blocked() {
-    if ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; then
-        echo "$1 reached $2"
-        return 1
-    fi
-}
-contains() { # contains HAYSTACK NEEDLE
-    case $1 in *"$2"*) return 0 ;; esac
-    echo "missing $2 in: $1"
-    return 1
-}
-lacks() { # lacks HAYSTACK NEEDLE
-    case $1 in *"$2"*)
-        echo "unexpected $2 in: $1"
-        return 1
-        ;;
-    esac
-}
 
 echo "kernel $(uname -r)"
 STATE=/tmp/cni

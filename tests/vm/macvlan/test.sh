@@ -3,42 +3,7 @@
 # masters (this machine has none), and the DEL path of kernels that refuse to rename a link
 # that is up (DEL then deletes in the foreground). The built `macvlan` and `host-local` are
 # beside this script (/carry).
-set -u
-pass=0
-fail=0
-check() { # check NAME CMD...: CMD must succeed
-    name=$1
-    shift
-    if out=$("$@" 2>&1); then
-        pass=$((pass + 1))
-        echo "ok   - $name"
-    else
-        fail=$((fail + 1))
-        echo "FAIL - $name"
-        echo "$out" | sed 's/^/       /'
-    fi
-}
-pings() { # pings NS ADDR: an answer within a few tries
-    i=0
-    while [ $i -lt 5 ]; do
-        ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1 && return 0
-        i=$((i + 1))
-        sleep 0.2
-    done
-    echo "no answer from $2 in $1"
-    return 1
-}
-contains() { # contains HAYSTACK NEEDLE
-    case $1 in *"$2"*) return 0 ;; esac
-    echo "missing $2 in: $1"
-    return 1
-}
-code_is() { # code_is OUTPUT CODE [NEEDLE]
-    c=$(echo "$1" | grep -o '"code":[0-9]*' | cut -d: -f2)
-    [ "$c" = "$2" ] || { echo "code ${c:-none}, expected $2: $1"; return 1; }
-    [ -z "${3:-}" ] || contains "$1" "$3"
-}
-only_lo() { [ "$(ip -n "$1" -o link show | wc -l)" = 1 ] || { ip -n "$1" -o link show; return 1; }; }
+. "$(dirname "$0")/lib.sh"
 
 echo "kernel $(uname -r)"
 STATE=/tmp/cni
