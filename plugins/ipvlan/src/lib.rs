@@ -26,7 +26,8 @@ impl Plugin for Ipvlan {
                 "this kernel has no ipvlan support (no ipvlan module loaded, built in or installed)",
             ));
         }
-        let cfg = ipvlan_config(req)?;
+        // STATUS carries no prevResult: the chained form (no `ipam`) is valid here too.
+        let cfg = keys_config(req)?;
         // Without `master` the chained form takes it from prevResult, which STATUS lacks.
         if let Master::DefaultRoute = cfg.master {
             return match cfg.ipam_type() {
@@ -56,6 +57,25 @@ struct Wire {
 /// names; chained and without `ipam`, the addresses of `prevResult` go on the ipvlan.
 /// Otherwise `ipam` is required, as in the reference.
 pub fn ipvlan_config(req: &Request) -> Result<Config, Error> {
+    let mut cfg = keys_config(req)?;
+    let prev = req.conf.prev_result.as_ref();
+    if let (Master::DefaultRoute, Some(prev)) = (&cfg.master, prev) {
+        cfg.master = Master::Chained(chained_master(prev, req.ifname(), req.netns())?);
+    }
+    if cfg.addressing == Addressing::None {
+        if prev.is_none() {
+            return Err(Error::invalid_config(
+                "ipam: an ipvlan needs an IPAM plugin, unless it is chained after a plugin \
+                 whose result has the addresses",
+            ));
+        }
+        cfg.addressing = Addressing::PrevResult;
+    }
+    Ok(cfg)
+}
+
+/// The configuration as its keys give it, before `prevResult` fills in the chained form.
+fn keys_config(req: &Request) -> Result<Config, Error> {
     let wire: Wire = req.conf.parse_as()?;
     let mode = match wire.mode.as_deref() {
         None | Some("") => IpvlanMode::L2,
@@ -73,21 +93,7 @@ pub fn ipvlan_config(req: &Request) -> Result<Config, Error> {
         mtu: wire.mtu,
         link_in_container: wire.link_in_container,
     };
-    let mut cfg = common.into_config(Kind::Ipvlan { mode }, req)?;
-    let prev = req.conf.prev_result.as_ref();
-    if let (Master::DefaultRoute, Some(prev)) = (&cfg.master, prev) {
-        cfg.master = Master::Chained(chained_master(prev, req.ifname(), req.netns())?);
-    }
-    if cfg.addressing == Addressing::None {
-        if prev.is_none() {
-            return Err(Error::invalid_config(
-                "ipam: an ipvlan needs an IPAM plugin, unless it is chained after a plugin \
-                 whose result has the addresses",
-            ));
-        }
-        cfg.addressing = Addressing::PrevResult;
-    }
-    Ok(cfg)
+    common.into_config(Kind::Ipvlan { mode }, req)
 }
 
 /// Whether the kernel has ipvlan: loaded or built in (`/sys/module/ipvlan`), or a module it

@@ -3,7 +3,9 @@
 
 use cni::delegate::IpamLease;
 use cni::{CniResult, Error, Interface, IpConfig, Request, Route, Undo};
-use cni_netlink::{ChildTarget, IpvlanOptions, Link, MacvlanMode, MacvlanOptions, NetNs, Netlink};
+use cni_netlink::{
+    ChildTarget, Ipv4Conf, IpvlanOptions, Link, MacvlanMode, MacvlanOptions, NetNs, Netlink,
+};
 
 use crate::config::{Addressing, Config, Kind};
 use crate::{find_master, kernel_error, open_netns};
@@ -49,10 +51,10 @@ pub fn add(req: &Request, cfg: &Config) -> Result<CniResult, Error> {
     let mut lease = None;
     let (first_ip, first_route) = match &cfg.addressing {
         Addressing::Ipam(ipam) => {
-            let (l, r) = match pending.take() {
-                Some(pending) => pending.wait()?,
-                None => IpamLease::acquire(ipam, req)?,
-            };
+            let (l, r) = pending
+                .take()
+                .ok_or_else(|| Error::internal(format!("{ipam} was not started")))?
+                .wait()?;
             lease = Some(l);
             if r.ips.is_empty() {
                 return Err(Error::internal(format!("{ipam} returned no IP address")));
@@ -120,17 +122,23 @@ fn create_link<U>(
             }
         };
         // As the reference: announce the addresses when they come (best effort: IPv6 may be
-        // disabled in the container).
-        for key in [
-            format!("ipv4/conf/{ifname}/arp_notify"),
-            format!("ipv6/conf/{ifname}/ndisc_notify"),
-        ] {
-            if let Err(e) = cni_netlink::set_sysctl(None, &key, "1") {
-                log::debug!("{key}: {e}");
-            }
+        // disabled in the container). arp_notify over netlink: /proc/sys lookups get slower
+        // with every netns on the machine; ndisc_notify has no netlink setter.
+        if let Err(e) = ctr.enable_ipv4_conf(link.index, &[Ipv4Conf::ArpNotify]) {
+            log::debug!("arp_notify on {ifname}: {e}");
         }
-        // Up here, while IPAM may still be running: the addresses come later.
-        ctr.set_link_up(link.index).map_err(kernel_error)?;
+        let key = format!("ipv6/conf/{ifname}/ndisc_notify");
+        if let Err(e) = cni_netlink::set_sysctl(None, &key, "1") {
+            log::debug!("{key}: {e}");
+        }
+        // Up here, while IPAM may still be running: the addresses come later. The caller's
+        // undo does not know the link yet: a failure here takes it away itself.
+        if let Err(e) = ctr.set_link_up(link.index) {
+            if let Err(del) = ctr.delete_link(link.index) {
+                log::warn!("delete {} after failing to bring it up: {del}", link.name);
+            }
+            return Err(kernel_error(e));
+        }
         Ok(link)
     };
     Netlink::in_netns_alongside(ns, |ctr| Ok(run(ctr)), alongside).map_err(kernel_error)

@@ -88,6 +88,7 @@ echo "# STATUS and GC"
 check "STATUS with the master present" run STATUS x "$L2" "" ""
 out=$(run STATUS x "$(net l2 ",\"master\":\"m9\"$(ipam 10.81.0.0/24)")" "" "")
 check "STATUS without the master: 50" code_is "$out" 50 "m9"
+check "STATUS of the chained form (no master, no ipam; STATUS has no prevResult)" run STATUS x "$CHAINED" "" ""
 ip netns add g
 run ADD g "$L2" >/dev/null
 GC=$(net l2 ",\"master\":\"m2\",\"mode\":\"l2\",\"cni.dev/valid-attachments\":[{\"containerID\":\"a\",\"ifname\":\"eth0\"},{\"containerID\":\"b\",\"ifname\":\"eth0\"}]$(ipam 10.81.0.0/24)")
