@@ -800,3 +800,81 @@ fn bad_input_and_check_failures() {
     let bad: IpAddr = "10.91.0.2".parse().unwrap();
     assert!(dig(&c1, "10.91.0.1", &["listed"]).is_empty(), "{bad}");
 }
+
+#[test]
+fn del_succeeds_with_an_invalid_config_and_a_hung_sidecar() {
+    let env = Env::new();
+    env.bridge("br-a", "10.91.0.1/24");
+    let c1 = env.container("br-a", "10.91.0.2/24");
+    let c2 = env.container("br-a", "10.91.0.3/24");
+    let prev = prev_result(&c1, "eth0", "10.91.0.2/24", "10.91.0.1");
+    // An ADD rejected for its domainName or dataDir records nothing; the DEL that follows
+    // succeeds with the same config.
+    let mut bad_domain = env.conf("neta", "1.0.0", Some(prev.clone()));
+    bad_domain["domainName"] = json!("not a name!");
+    env.call("ADD", ID1, c1.path_str(), "eth0", &bad_domain)
+        .run()
+        .assert_error_containing(7, "domainName");
+    let mut relative = env.conf("neta", "1.0.0", Some(prev.clone()));
+    relative["dataDir"] = json!("relative/dns");
+    env.call("ADD", ID1, c1.path_str(), "eth0", &relative)
+        .run()
+        .assert_error_containing(7, "dataDir");
+    for conf in [&bad_domain, &relative] {
+        let mut del = conf.clone();
+        del.as_object_mut().unwrap().remove("prevResult");
+        env.call("DEL", ID1, c1.path_str(), "eth0", &del)
+            .run()
+            .assert_ok_empty();
+    }
+    assert!(env.sidecar_pid().is_none());
+
+    // A recorded attachment goes with a DEL whose domainName is invalid: DEL reads only
+    // dataDir and the network name.
+    env.add(
+        "neta",
+        ID1,
+        "one",
+        &[],
+        &c1,
+        "eth0",
+        "10.91.0.2/24",
+        "10.91.0.1",
+    );
+    env.add(
+        "neta",
+        ID2,
+        "two",
+        &[],
+        &c2,
+        "eth0",
+        "10.91.0.3/24",
+        "10.91.0.1",
+    );
+    assert_eq!(dig(&c2, "10.91.0.1", &["one"]), vec!["10.91.0.2"]);
+    let mut del = bad_domain.clone();
+    del.as_object_mut().unwrap().remove("prevResult");
+    env.call("DEL", ID1, c1.path_str(), "eth0", &del)
+        .run()
+        .assert_ok_empty();
+    let record = |id: &str| env.store().join("networks/neta").join(format!("{id}@eth0"));
+    assert!(!record(ID1).exists());
+    assert_eq!(status(&c2, "10.91.0.1", &["one.dns.podman"]), "NXDOMAIN");
+
+    // A sidecar that does not answer (stopped) does not fail the DEL once the record is gone;
+    // it drops the name when it runs again.
+    let pid = env.sidecar_pid().expect("sidecar running");
+    let signal = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    let started = Instant::now();
+    let outcome = env.del("neta", ID2, c2.path_str(), "eth0");
+    signal("-CONT");
+    outcome.assert_ok_empty();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(!record(ID2).exists());
+}

@@ -250,6 +250,56 @@ fn forget(config: &Config, key: String) -> Result<(), Error> {
     }
 }
 
+/// The sidecar's answer to `update` when it rejects the network or key as names it never
+/// loads from the store (dns/src/server/daemon.rs): nothing of them is served.
+const REFUSED_NAME: &str = "invalid network or attachment name";
+
+/// DEL's `forget`, once the record file is gone. A sidecar that is hung or unreachable
+/// (timeout, I/O error) is logged, not an error: the file is gone, and the sidecar loads
+/// the whole store again when it starts. Only a sidecar that answered and refused to drop
+/// the record (it could not re-read the attachment, so it keeps serving the old one) fails
+/// the DEL, so that the runtime retries.
+fn forget_removed(paths: &Paths, network: &str, key: String) -> Result<(), Error> {
+    match control::call(paths, &update(network, key.clone()), CONTROL_TIMEOUT) {
+        Ok(_) | Err(ControlError::NotRunning(_)) => Ok(()),
+        Err(ControlError::Refused { msg, .. }) if msg.starts_with(REFUSED_NAME) => {
+            log::warn!("the DNS sidecar ignores {network}/{key}: {msg}");
+            Ok(())
+        }
+        Err(e @ ControlError::Refused { .. }) => Err(control_error(e)),
+        Err(e) => {
+            log::warn!(
+                "removed the DNS record {key} of {network}, but the sidecar was not told: {e}; \
+                 it serves the name until it answers again or restarts"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The record store DEL works in: `dataDir` (default /run/cni-dns) and nothing else of the
+/// config, read leniently, so that a config ADD rejected (an invalid `domainName`, say) does
+/// not fail the DEL that follows. `None` when `dataDir` is not an absolute path: ADD records
+/// nothing under such a config.
+fn del_paths(req: &Request) -> Option<Paths> {
+    let data_dir = match req.conf.raw.get("dataDir") {
+        None | Some(Value::Null) => PathBuf::from(DEFAULT_ROOT),
+        Some(Value::String(s)) => PathBuf::from(s),
+        Some(other) => {
+            log::info!("dataDir {other} is not a path: ADD recorded nothing, nothing to delete");
+            return None;
+        }
+    };
+    if !data_dir.is_absolute() {
+        log::info!(
+            "dataDir {} is not absolute: ADD recorded nothing, nothing to delete",
+            data_dir.display()
+        );
+        return None;
+    }
+    Some(Paths::new(data_dir))
+}
+
 impl Plugin for DnsName {
     fn versions(&self) -> &'static [Version] {
         &[
@@ -297,11 +347,13 @@ impl Plugin for DnsName {
     }
 
     fn del(&self, req: &Request) -> Result<(), Error> {
-        // DEL succeeds when there is nothing to delete, whatever else is missing.
-        let config = Config::from_request(req)?;
-        let Some(store) =
-            NetworkStore::open_existing(&config.paths, &config.network).map_err(store_error)?
-        else {
+        // DEL succeeds when there is nothing to delete, whatever else is missing or invalid:
+        // it reads only where the records are.
+        let Some(paths) = del_paths(req) else {
+            return Ok(());
+        };
+        let network = &req.conf.name;
+        let Some(store) = NetworkStore::open_existing(&paths, network).map_err(store_error)? else {
             return Ok(());
         };
         let removed = {
@@ -311,8 +363,9 @@ impl Plugin for DnsName {
                 .map_err(store_error)?
         };
         if removed {
-            forget(
-                &config,
+            forget_removed(
+                &paths,
+                network,
                 Attachment::file_name(req.container_id(), req.ifname()),
             )?;
         }

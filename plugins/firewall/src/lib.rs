@@ -52,6 +52,16 @@ pub struct AttachmentState {
     pub policy: IngressPolicy,
 }
 
+/// Where the state [`release`] works from came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Recorded by our ADD: the backend is the one that ADD used.
+    Recorded,
+    /// Rebuilt from prevResult because no state was recorded (the reference plugin's ADD, or
+    /// a lost state): the rules may be in either backend.
+    PrevResult,
+}
+
 /// Holds the plugin's lock for the whole operation: ADD, DEL and GC of all networks change
 /// shared structure (tables, chains, the members of a bridge).
 fn lock(data_dir: &Path) -> Result<plugin_state::DirLock, Error> {
@@ -155,7 +165,7 @@ fn add(req: &Request) -> Result<CniResult, Error> {
         Backend::Iptables => add_iptables(&cfg, req, &state),
     };
     if let Err(e) = done {
-        if let Err(undo) = release(&cfg.data_dir, &req.conf.name, &state) {
+        if let Err(undo) = release(&cfg.data_dir, &req.conf.name, &state, Origin::Recorded) {
             log::warn!("undo firewall ADD: {}", undo.msg);
         }
         let _ = states(req, &cfg.data_dir).remove(req.container_id(), req.ifname());
@@ -227,7 +237,12 @@ fn families(ips: &[IpAddr]) -> Vec<bool> {
 }
 
 /// Takes back one attachment's rules, whatever is already gone. Every step is tried.
-fn release(data_dir: &Path, network: &str, state: &AttachmentState) -> Result<(), Error> {
+fn release(
+    data_dir: &Path,
+    network: &str,
+    state: &AttachmentState,
+    origin: Origin,
+) -> Result<(), Error> {
     let mut errors: Vec<String> = Vec::new();
     let member = member_name(network, &state.container_id, &state.ifname);
     // Elements first, in one transaction.
@@ -255,9 +270,13 @@ fn release(data_dir: &Path, network: &str, state: &AttachmentState) -> Result<()
         }
         Err(e) => errors.push(e.to_string()),
     }
-    // iptables rules: those of our backend, and those the reference (or an ADD that had no
-    // nft) may have left for these addresses.
-    if let Err(e) = iptables::del_container(&state.ips) {
+    // iptables rules: those of our iptables backend (also what an ADD that had no nft
+    // recorded), and, without a recorded state, those the reference may have left for these
+    // addresses. An attachment recorded with nftables has none: its DEL does not list
+    // CNI-FORWARD once per address.
+    if (state.backend == Backend::Iptables || origin == Origin::PrevResult)
+        && let Err(e) = iptables::del_container(&state.ips)
+    {
         errors.push(e.msg);
     }
     if state.backend == Backend::Iptables {
@@ -283,15 +302,15 @@ fn del(req: &Request) -> Result<(), Error> {
     let _lock = lock(&data_dir)?;
     let dir = states(req, &data_dir);
     let state: Option<AttachmentState> = dir.load(req.container_id(), req.ifname());
-    let state = match state {
-        Some(s) => s,
+    let (state, origin) = match state {
+        Some(s) => (s, Origin::Recorded),
         None => {
             // Not added by us (the reference plugin, or a lost state): what prevResult
             // names, in both backends.
             let Some(prev) = &req.conf.prev_result else {
                 return Ok(());
             };
-            AttachmentState {
+            let state = AttachmentState {
                 container_id: req.container_id().to_string(),
                 ifname: req.ifname().to_string(),
                 netns: req.netns().to_string(),
@@ -299,10 +318,11 @@ fn del(req: &Request) -> Result<(), Error> {
                 ips: prev.ips.iter().map(|ip| ip.address.ip()).collect(),
                 bridge: String::new(),
                 policy: IngressPolicy::Open,
-            }
+            };
+            (state, Origin::PrevResult)
         }
     };
-    release(&data_dir, &req.conf.name, &state)?;
+    release(&data_dir, &req.conf.name, &state, origin)?;
     dir.remove(req.container_id(), req.ifname())
         .map_err(|e| Error::io(e.to_string()))
 }
@@ -368,7 +388,7 @@ fn gc(req: &Request) -> Result<(), Error> {
         if !stale {
             continue;
         }
-        match release(&data_dir, &req.conf.name, &state) {
+        match release(&data_dir, &req.conf.name, &state, Origin::Recorded) {
             Ok(()) => {
                 let _ = dir.remove(&state.container_id, &state.ifname);
             }
