@@ -573,20 +573,35 @@ fn ensure_vlan_gateway(
     };
     host.create_veth(&port_name, &name, &here, &opts)
         .map_err(|e| kernel_error(e).context(format!("create vlan gateway {name}")))?;
+    // A later ADD takes an existing gateway as it is: a half-made one must not stay.
+    let made = attach_vlan_gateway(host, cfg, bridge, &port_name, &name);
+    if made.is_err()
+        && let Err(e) = host.delete_link(port_name.as_str())
+    {
+        log::warn!("delete {port_name} after a failed vlan gateway: {e}");
+    }
+    made
+}
+
+/// Enslaves the gateway pair's bridge end as an access port of the VLAN (`cfg.vlan`; config
+/// validation keeps `vlanTrunk` out) and brings both ends up.
+fn attach_vlan_gateway(
+    host: &mut Netlink,
+    cfg: &Config,
+    bridge: &Link,
+    port_name: &str,
+    name: &str,
+) -> Result<Link, Error> {
     let port = host
-        .get_link(&port_name)
+        .get_link(port_name)
         .map_err(kernel_error)?
         .ok_or_else(|| Error::internal(format!("{port_name} vanished")))?;
-    let access = Config {
-        vlan_trunk: Default::default(),
-        ..cfg.clone()
-    };
     host.set_master(port.index, Some(bridge.index))
         .map_err(kernel_error)?;
-    set_port_vlans(host, &access, port.index)?;
+    set_port_vlans(host, cfg, port.index)?;
     host.set_link_up(port.index).map_err(kernel_error)?;
-    host.set_link_up(name.as_str()).map_err(kernel_error)?;
-    host.get_link(&name)
+    host.set_link_up(name).map_err(kernel_error)?;
+    host.get_link(name)
         .map_err(kernel_error)?
         .ok_or_else(|| Error::internal(format!("{name} vanished")))
 }

@@ -121,16 +121,19 @@ pub fn gc(req: &Request) -> Result<(), Error> {
         if !stale {
             continue;
         }
-        if let Err(e) = release_rules(
+        // As in DEL: the state stays until its rules are gone, so a later GC retries.
+        match release_rules(
             &mut nft,
             &req.conf.name,
             &state.container_id,
             Some(&state),
             &state.ips,
         ) {
-            errors.push(e.msg);
+            Ok(()) => {
+                let _ = states.remove(&state.container_id, &state.ifname);
+            }
+            Err(e) => errors.push(e.msg),
         }
-        let _ = states.remove(&state.container_id, &state.ifname);
     }
     nft.finish();
     if let Some(ipam) = &req.conf.ipam_type
