@@ -93,6 +93,11 @@ impl fmt::Display for MacAddr {
 }
 
 impl MacAddr {
+    /// Whether an interface can have it: not multicast (nor broadcast), not all zeros.
+    pub fn is_unicast(&self) -> bool {
+        self.0[0] & 1 == 0 && *self != MacAddr::default()
+    }
+
     /// A random unicast, locally administered address.
     pub fn random_local() -> Result<MacAddr> {
         let mut mac = [0u8; 6];

@@ -1383,6 +1383,11 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
             7,
             "runtimeConfig.mac",
         ),
+        (
+            json!({"runtimeConfig": {"mac": "01:00:5e:00:00:01"}}),
+            7,
+            "not a unicast address",
+        ),
         (json!({"mtu": "1500"}), 6, "mtu"),
         (json!({"isGateway": "yes"}), 6, "isGateway"),
     ];

@@ -278,6 +278,14 @@ fn requested_mac(req: &Request) -> Result<Option<MacAddr>, Error> {
 }
 
 fn parse_mac(source: &str, s: &str) -> Result<MacAddr, Error> {
-    s.parse()
-        .map_err(|_| invalid(source, format!("{s:?} is not a MAC address")))
+    let mac: MacAddr = s
+        .parse()
+        .map_err(|_| invalid(source, format!("{s:?} is not a MAC address")))?;
+    if !mac.is_unicast() {
+        return Err(invalid(
+            source,
+            format!("{s} is not a unicast address (multicast or all zeros)"),
+        ));
+    }
+    Ok(mac)
 }

@@ -212,7 +212,7 @@ fn parse_mac(source: &str, s: &str) -> Result<MacAddr, Error> {
     let mac: MacAddr = s
         .parse()
         .map_err(|_| invalid(source, format!("{s:?} is not a MAC address")))?;
-    if mac.0[0] & 1 != 0 || mac == MacAddr::default() {
+    if !mac.is_unicast() {
         return Err(invalid(
             source,
             format!("{s} is not a unicast address (multicast or all zeros)"),
