@@ -351,6 +351,14 @@ fn links_in(netns: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The first of eth0, eth1... not in `used`.
+fn first_free_ifname(used: &BTreeSet<String>) -> String {
+    (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !used.contains(n))
+        .unwrap_or_else(|| "eth0".into())
+}
+
 /// Connects a container to a network: checks everything it can first, runs ADD of the whole
 /// list, and on failure runs DEL so nothing stays half-made. Returns the new attachment.
 pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
@@ -453,24 +461,51 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
         Some(text) => Some(check_static_ip(&network, text)?),
     };
 
+    // The interface names this container already has: its cached attachments' (on any
+    // network) and the links in its namespace.
+    let mut used: BTreeSet<String> = known
+        .iter()
+        .filter(|a| a.container_id == ctr.container_id)
+        .map(|a| a.ifname.clone())
+        .collect();
+    used.extend(links_in(&ctr.netns));
     let ifname = match &o.ifname {
         Some(i) => {
             cni::env::validate_ifname(i)
                 .map_err(|e| CliError::new(format!("invalid --ifname: {}", e.msg)))?;
+            if used.contains(i) {
+                // ADD would fail on it, and the DEL after the failed ADD would remove it.
+                let owner = known
+                    .iter()
+                    .find(|a| a.container_id == ctr.container_id && &a.ifname == i);
+                let mut e = CliError::new(match owner {
+                    Some(a) => format!(
+                        "interface {i} is already in use in {} (its connection to {})",
+                        a.display_name(),
+                        a.network
+                    ),
+                    None => format!(
+                        "interface {i} already exists in the namespace {}",
+                        ctr.netns.display()
+                    ),
+                });
+                let free = first_free_ifname(&used);
+                e = match owner {
+                    Some(a) => e.hint(format!(
+                        "pick another --ifname (such as {free}), or disconnect it first: \
+                         `cnictl disconnect {} {}`",
+                        a.network,
+                        a.display_name()
+                    )),
+                    None => e.hint(format!(
+                        "pick another --ifname (such as {free}), or leave it out to get a free one"
+                    )),
+                };
+                return Err(e);
+            }
             i.clone()
         }
-        None => {
-            let mut used: BTreeSet<String> = known
-                .iter()
-                .filter(|a| a.container_id == ctr.container_id)
-                .map(|a| a.ifname.clone())
-                .collect();
-            used.extend(links_in(&ctr.netns));
-            (0..)
-                .map(|i| format!("eth{i}"))
-                .find(|n| !used.contains(n))
-                .unwrap_or_else(|| "eth0".into())
-        }
+        None => first_free_ifname(&used),
     };
 
     let mut args = vec![
@@ -497,23 +532,25 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
         args,
         capability_args: caps,
     };
-    let cni = env.cni();
+    let mut cni = env.cni();
+    // libcni's checks before it runs a plugin (every plugin found, in a version that takes the
+    // list's; the runtime arguments well-formed), made here: a failure there is reported alone,
+    // and any failure of the ADD below comes after plugins ran.
+    let refused = |e: CliError| e.context(format!("cannot connect {name} to {}", network.name));
+    cni.validate_network_list(&network.list)
+        .map_err(|e| refused(e.into()))?;
+    cni.validate_versions = false;
+    cni::env::validate_container_id(&rt.container_id).map_err(|e| refused(CliError::new(e.msg)))?;
     if let Err(e) = cni.add_network_list(&network.list, &rt) {
-        // ADD is followed by DEL even when it failed (the spec), so nothing stays half-made;
-        // unless it failed before any plugin ran (a missing plugin, a version mismatch).
-        let ran = matches!(e, libcni::Error::Plugin { .. });
-        let cleanup = if ran {
-            cni.del_network_list(&network.list, &rt).err()
-        } else {
-            None
-        };
-        let mut err =
-            CliError::from(e).context(format!("cannot connect {name} to {}", network.name));
+        // Plugins ran: some may have made their part (one failed), or all did and writing the
+        // result cache failed. ADD is followed by DEL even when it failed (the spec), so
+        // nothing stays half-made; DEL of what was never made succeeds.
+        let cleanup = cni.del_network_list(&network.list, &rt).err();
+        let mut err = refused(e.into());
         if let Some(c) = cleanup {
             err.msg.push_str(&format!(
-                "\n  and cleaning up after it failed too: {c}\n  (run `cnictl del {} {}` with \
-                 CNI_IFNAME={} once the cause is fixed)",
-                network.name, rt.netns, rt.ifname
+                "\n  and cleaning up after it failed too: {c}\n  ({})",
+                manual_del(&network.name, &rt)
             ));
         }
         return Err(err);
@@ -523,6 +560,57 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
         .read(&network.name, &rt.container_id, &rt.ifname)?
         .ok_or_else(|| CliError::new("the connection was made but its cache entry is missing"))?;
     Ok(Attachment::from_entry(entry))
+}
+
+/// What to run to finish the DEL of a failed connect by hand. Nothing was cached, so
+/// `disconnect` does not know it; `cnictl del` takes cnitool's inputs and derives the container
+/// ID from the netns path, which is the ID connect used unless it reused the ID of the
+/// container's connections made by another runtime.
+fn manual_del(network: &str, rt: &RuntimeConf) -> String {
+    let args: Vec<String> = rt.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let args = sh_quote(&args.join(";"));
+    let caps: Map<String, Value> = rt
+        .capability_args
+        .iter()
+        .filter(|(k, _)| k.as_str() != NETNS_ID_CAP)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let caps = if caps.is_empty() {
+        String::new()
+    } else {
+        format!(" CAP_ARGS={}", sh_quote(&Value::Object(caps).to_string()))
+    };
+    if libcni::cnitool_container_id(Path::new(&rt.netns)) == rt.container_id {
+        format!(
+            "once the cause is fixed, run `CNI_IFNAME={} CNI_ARGS={args}{caps} cnictl del {} {}` \
+             with the same global options",
+            sh_quote(&rt.ifname),
+            sh_quote(network),
+            sh_quote(&rt.netns)
+        )
+    } else {
+        format!(
+            "once the cause is fixed, run DEL of network {network} with \
+             CNI_CONTAINERID={} CNI_NETNS={} CNI_IFNAME={} CNI_ARGS={args}{caps}: the container \
+             ID of its other connections, which `cnictl del` cannot pass (it derives the ID \
+             from the netns path); e.g. through the runtime that made them",
+            sh_quote(&rt.container_id),
+            sh_quote(&rt.netns),
+            sh_quote(&rt.ifname)
+        )
+    }
+}
+
+/// A word for a POSIX shell: as is when it is plain, else in single quotes.
+fn sh_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:=,@%+".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r#"'\''"#))
+    }
 }
 
 /// `--ip`: an address inside one of the network's ranges, not its gateway.
@@ -668,6 +756,43 @@ mod tests {
         assert_eq!(a.aliases, ["a1"]);
         assert_eq!(a.ips_text(), "10.1.0.5/16");
         assert_eq!(a.runtime_conf().netns, "/run/netns/x");
+    }
+
+    #[test]
+    fn tells_how_to_finish_a_failed_cleanup() {
+        assert_eq!(sh_quote("eth0"), "eth0");
+        assert_eq!(sh_quote("a;b"), "'a;b'");
+        assert_eq!(sh_quote("it's"), r#"'it'\''s'"#);
+        assert_eq!(sh_quote(""), "''");
+        let netns = "/run/netns/x";
+        let mut rt = RuntimeConf {
+            container_id: libcni::cnitool_container_id(Path::new(netns)),
+            netns: netns.into(),
+            ifname: "eth1".into(),
+            args: vec![
+                ("IgnoreUnknown".into(), "1".into()),
+                (NAME_ARG.into(), "web".into()),
+            ],
+            capability_args: json!({NETNS_ID_CAP: "1:2", "aliases": {"app": ["db"]}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        // The ID is the one `cnictl del` derives from the path: a command to run.
+        assert_eq!(
+            manual_del("app", &rt),
+            "once the cause is fixed, run `CNI_IFNAME=eth1 \
+             CNI_ARGS='IgnoreUnknown=1;K8S_POD_NAME=web' CAP_ARGS='{\"aliases\":{\"app\":[\"db\"]}}' \
+             cnictl del app /run/netns/x` with the same global options"
+        );
+        // A reused ID (another runtime's): `cnictl del` cannot pass it, so no such command.
+        rt.container_id = "abc123".into();
+        let m = manual_del("app", &rt);
+        assert!(!m.contains("cnictl del app"), "{m}");
+        assert!(
+            m.contains("CNI_CONTAINERID=abc123 CNI_NETNS=/run/netns/x"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -911,6 +911,42 @@ fn connect_refuses_bad_input_and_leaves_nothing() {
         e.contains("hint: write it as HOSTPORT:CONTAINERPORT"),
         "{e}"
     );
+    // --ifname of the container's connection to another network: refused before anything
+    // runs (the failed ADD's DEL would remove the other network's interface).
+    ctl.ok(&["connect", "quiet", p, "--name", "a"]);
+    let cached = ctl.cache_files();
+    let addr = ctr.run(&["ip", "-j", "-4", "addr", "show", "eth0"]);
+    let e = ctl.fails(&["connect", "n1", p, "--ifname", "eth0"]);
+    assert!(
+        e.contains("interface eth0 is already in use in a (its connection to quiet)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint: pick another --ifname (such as eth1), or disconnect it first"),
+        "{e}"
+    );
+    assert_eq!(ctl.cache_files(), cached);
+    assert_eq!(links_in(&ctr), ["lo", "eth0"]);
+    assert_eq!(ctr.run(&["ip", "-j", "-4", "addr", "show", "eth0"]), addr);
+    // Or an interface of the namespace no cache entry knows.
+    ctr.run(&[
+        "ip", "link", "add", "extra0", "type", "veth", "peer", "name", "extra1",
+    ]);
+    let e = ctl.fails(&["connect", "n1", "a", "--ifname", "extra0"]);
+    assert!(
+        e.contains("interface extra0 already exists in the namespace"),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint: pick another --ifname (such as eth1)"),
+        "{e}"
+    );
+    assert_eq!(ctl.cache_files(), cached);
+    assert_eq!(links_in(&ctr), ["lo", "eth0", "extra1", "extra0"]);
+    ctr.run(&["ip", "link", "del", "extra0"]);
+    ctl.ok(&["disconnect", "quiet", "a"]);
+    assert!(ctl.cache_files().is_empty());
+    assert_eq!(links_in(&ctr), ["lo"]);
     // Plugins missing: refused before anything runs, with what to do.
     let empty = ctl.sb.dir().join("empty-bin");
     std::fs::create_dir(&empty).unwrap();
@@ -924,6 +960,81 @@ fn connect_refuses_bad_input_and_leaves_nothing() {
     assert!(e.contains("failed to find plugin"), "{e}");
     assert!(e.contains("hint: install the plugins"), "{e}");
     assert!(!e.contains("cleaning up"), "{e}");
+    assert!(ctl.cache_files().is_empty());
+    // Every plugin ran but the result cache cannot be written: DEL runs, nothing stays.
+    let id = libcni::cnitool_container_id(Path::new(p));
+    let blocker = ctl
+        .sb
+        .cache_dir()
+        .join("results")
+        .join(format!("n1-{id}-eth0"));
+    std::fs::create_dir_all(blocker.join("x")).unwrap();
+    let e = ctl.fails(&["connect", "n1", p, "--name", "a"]);
+    assert!(e.contains("cannot connect a to n1"), "{e}");
+    assert!(e.contains("cached result"), "{e}");
+    assert!(!e.contains("cleaning up"), "{e}");
+    assert_eq!(links_in(&ctr), ["lo"]);
+    assert!(!ctl.host_links().iter().any(|l| l.starts_with("veth")));
+    std::fs::remove_dir_all(&blocker).unwrap();
+    assert!(ctl.cache_files().is_empty());
+    // The last plugin fails ADD and DEL: the chain stays half-made, and the error says the
+    // command that finishes the DEL once the plugin works again.
+    let broken = ctl.sb.dir().join("broken-bin");
+    std::fs::create_dir(&broken).unwrap();
+    for e in std::fs::read_dir(bin_dir()).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "dnsname" {
+            std::os::unix::fs::symlink(e.path(), broken.join(e.file_name())).unwrap();
+        }
+    }
+    let fake = broken.join("dnsname");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n\
+         if [ \"$CNI_COMMAND\" = VERSION ]; then\n\
+         echo '{\"cniVersion\":\"1.1.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\",\"1.1.0\"]}'\n\
+         exit 0\nfi\n\
+         echo '{\"cniVersion\":\"1.1.0\",\"code\":11,\"msg\":\"broken on purpose\"}'\n\
+         exit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = ctl
+        .command(&["connect", "n1", p, "--name", "a"])
+        .env("CNI_PATH", &broken)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("broken on purpose"), "{e}");
+    assert!(e.contains("and cleaning up after it failed too"), "{e}");
+    let want =
+        format!("`CNI_IFNAME=eth0 CNI_ARGS='IgnoreUnknown=1;K8S_POD_NAME=a' cnictl del n1 {p}`");
+    assert!(e.contains(&want), "{e}");
+    assert_eq!(links_in(&ctr), ["lo", "eth0"]);
+    assert!(ctl.cache_files().is_empty());
+    // That command, as printed, with the plugins working: nothing stays.
+    let cmd = want.trim_matches('`').replace(
+        "cnictl del",
+        &format!("{} del", plugin_bin("cnictl").display()),
+    );
+    let base = ctl.command(&[]);
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &cmd]);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    let out = sh.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(links_in(&ctr), ["lo"]);
+    assert!(!ctl.host_links().iter().any(|l| l.starts_with("veth")));
     assert!(ctl.cache_files().is_empty());
     // A plugin that fails during ADD: DEL runs, nothing stays.
     let mut conf: Value =
