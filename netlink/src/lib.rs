@@ -35,7 +35,7 @@ pub use exit_handoff::close_after_exit;
 pub use handle::Netlink;
 pub use link::{
     IFF_ALLMULTI, IFF_LOOPBACK, IFF_PROMISC, IFF_UP, Ipv4Conf, IpvlanMode, Link, LinkId,
-    MAX_IFNAME_LEN, MacAddr, MacvlanMode, OperState, random_link_name,
+    MAX_IFNAME_LEN, MacAddr, MacvlanMode, OperState, mac_is_set, random_link_name,
 };
 pub use netns::NetNs;
 pub use nft::Nft;

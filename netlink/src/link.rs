@@ -755,6 +755,18 @@ impl Netlink {
     }
 }
 
+/// Whether the MAC of `ifname` was set by someone (`addr_assign_type` 3, `NET_ADDR_SET`)
+/// rather than generated or inherited, read from sysfs (rtnetlink does not report it).
+/// `None` when sysfs has no such device: it may show another netns than the caller's.
+pub fn mac_is_set(ifname: &str) -> Option<bool> {
+    if ifname.is_empty() || ifname.contains('/') || ifname.starts_with('.') {
+        return None;
+    }
+    let path = format!("/sys/class/net/{ifname}/addr_assign_type");
+    let kind = std::fs::read_to_string(path).ok()?;
+    Some(kind.trim() == "3")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1924,3 +1924,46 @@ fn ipam_runs_linked_only_when_cni_path_holds_our_host_local() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "ADD\nDEL\n");
     assert!(bed.allocations("linked").is_empty());
 }
+
+/// A bridge made by someone else gets its MAC pinned by the first ADD only: a MAC write,
+/// even of the same address, makes the host forget its neighbour entries on the bridge, so
+/// a later ADD must not repeat it.
+#[test]
+fn a_later_add_keeps_the_hosts_neighbour_entries() {
+    let bed = Bed::new();
+    bed.host(&["ip", "link", "add", "br-neigh", "type", "bridge"]);
+    let conf = bed.conf(
+        "1.1.0",
+        "neigh",
+        "br-neigh",
+        &["10.92.0.0/24"],
+        json!({"isGateway": true}),
+    );
+    let (c1, c2) = (bed.sb.container(), bed.sb.container());
+    let r1 = bed.add(&conf, "n1", &c1);
+    let ip1 = ip_of(&r1, 0);
+    let reached = (0..10).any(|_| {
+        let ok = bed
+            .sb
+            .host_exec(&["ping", "-c", "1", "-W", "1", &ip1])
+            .status
+            .success();
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        ok
+    });
+    assert!(reached, "the host does not reach {ip1}");
+    let neighbour = || bed.host(&["ip", "neigh", "show", "to", &ip1, "dev", "br-neigh"]);
+    assert!(neighbour().contains("lladdr"), "{}", neighbour());
+    let r2 = bed.add(&conf, "n2", &c2);
+    assert!(
+        neighbour().contains("lladdr"),
+        "forgotten after the second ADD"
+    );
+    bed.with_prev("DEL", &conf, &r2, "n2", c2.path_str())
+        .assert_ok_empty();
+    bed.with_prev("DEL", &conf, &r1, "n1", c1.path_str())
+        .assert_ok_empty();
+    bed.assert_nothing_left("neigh");
+}

@@ -113,25 +113,16 @@ fn interface(link: &Link, sandbox: &str) -> Interface {
 
 /// A bridge made by someone else may still take the lowest MAC of its ports, which changes
 /// as containers come and go (and CHECK compares it): setting its MAC to itself pins it, as
-/// the reference does. Once per bridge, not per ADD: the kernel announces every MAC write,
-/// even of the same address, and the host then forgets its neighbour entries on the bridge
-/// (every container's). A marker in the data dir holds the ifindex of the pinned bridge (a
-/// bridge recreated under the same name is pinned again); bridges this plugin creates get a
-/// fixed MAC at creation.
-fn pin_mac(nl: &mut Netlink, cfg: &Config, bridge: &Link, pre_existing: bool) -> Result<(), Error> {
-    let marker = cfg.data_dir.join(".pinned-mac").join(&cfg.bridge);
-    let index = bridge.index.to_string();
-    if std::fs::read_to_string(&marker).is_ok_and(|s| s == index) {
+/// the reference does. Only while it is not pinned yet (the kernel says so): every MAC
+/// write, even of the same address, is announced, and the host then forgets its neighbour
+/// entries on the bridge (every container's). Bridges this plugin creates get a fixed MAC
+/// at creation.
+fn pin_mac(nl: &mut Netlink, bridge: &Link) -> Result<(), Error> {
+    if cni_netlink::mac_is_set(&bridge.name) == Some(true) {
         return Ok(());
     }
-    if pre_existing && let Some(mac) = bridge.mac {
+    if let Some(mac) = bridge.mac {
         nl.set_mac(bridge.index, mac).map_err(kernel_error)?;
-    }
-    // Without the marker the next ADD pins again: harmless, only slower.
-    if let Some(dir) = marker.parent()
-        && let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&marker, &index))
-    {
-        log::debug!("{}: {e}", marker.display());
     }
     Ok(())
 }
@@ -173,7 +164,9 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &Config) -> Result<Link, Error> {
             bridge.kind.as_deref().unwrap_or("device of unknown kind")
         )));
     }
-    pin_mac(nl, cfg, &bridge, pre_existing)?;
+    if pre_existing {
+        pin_mac(nl, &bridge)?;
+    }
     if cfg.vlan_filtering() && bridge.vlan_filtering != Some(true) {
         nl.set_vlan_filtering(bridge.index, true)
             .map_err(|e| vlan_hint(cfg, e))?;
