@@ -5,6 +5,7 @@
 //! behind the same bridge need it).
 
 use cni::{CniResult, Error};
+use cni_netlink::{Ipv4Conf, Netlink};
 use ipnetwork::IpNetwork;
 
 fn key(ifname: &str) -> String {
@@ -13,9 +14,9 @@ fn key(ifname: &str) -> String {
 
 /// Sets `route_localnet` on the host-side interfaces of `prevResult` (sandbox empty: the
 /// bridge and the container's veth end for bridge, the veth for ptp) when the container has
-/// an IPv4 address; returns those it was set on. Nothing is looked up: a sysctl write per
-/// interface, none of them taking the RTNL lock. On a bridge port the flag is inert; the
-/// bridge is the interface that routes.
+/// an IPv4 address; returns those it was set on. Over netlink (`IFLA_INET_CONF`), one
+/// request per interface: a /proc/sys write gets slower with every netns on the machine.
+/// On a bridge port the flag is inert; the bridge is the interface that routes.
 ///
 /// Without host-side interfaces (macvlan, ipvlan: the host cannot reach those containers,
 /// so localhost access cannot work) nothing is set. The reference then sets it on whatever
@@ -25,11 +26,18 @@ pub fn enable_localnet(prev: &CniResult, addrs: &[IpNetwork]) -> Result<Vec<Stri
         return Ok(Vec::new());
     }
     let mut set = Vec::new();
+    let mut nl = None;
     for iface in prev.interfaces.iter().filter(|i| i.sandbox.is_empty()) {
         if cni::env::validate_ifname(&iface.name).is_err() {
             continue;
         }
-        match cni_netlink::set_sysctl(None, &key(&iface.name), "1") {
+        let nl = match &mut nl {
+            Some(nl) => nl,
+            None => nl.insert(Netlink::host().map_err(|e| {
+                Error::internal(format!("open a netlink socket for route_localnet: {e}"))
+            })?),
+        };
+        match nl.enable_ipv4_conf(iface.name.as_str(), &[Ipv4Conf::RouteLocalnet]) {
             Ok(()) => set.push(iface.name.clone()),
             // Not an interface of this host (namespace): nothing to route through.
             Err(e) if e.is_not_found() => log::debug!("route_localnet on {}: {e}", iface.name),
