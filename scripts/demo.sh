@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-prepare_machine
+prepare_machine "${DEMO_PACKAGES[@]}"
 
 echo "building the plugins and cnictl..." >&2
 build_release -p bridge -p host-local -p portmap -p firewall -p tuning -p dnsname -p cnictl

@@ -3,13 +3,18 @@
 # Debian packages (only those missing) and a Rust toolchain check. Sourced by the other scripts.
 set -euo pipefail
 
-DEBIAN_PACKAGES=(iproute2 iptables nftables containernetworking-plugins busybox-static
-                 dnsutils procps psmisc util-linux iputils-ping qemu-system-x86
-                 podman runc conmon containerd conntrack curl python3-venv)
+# What the demo needs: iproute2 (ip netns), nftables (the plugins' masquerade and port maps)
+# and busybox (the demo's web server).
+DEMO_PACKAGES=(iproute2 nftables busybox-static)
+# What the tests and benchmarks add: the reference plugins to compare with, the runtimes they
+# drive (podman, containerd), iptables backends, DNS and traffic tools, qemu for the VM tests.
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" iptables containernetworking-plugins dnsutils procps psmisc
+               util-linux iputils-ping qemu-system-x86 podman runc conmon containerd conntrack
+               curl python3-venv)
 
 ensure_debian_packages() {
     local missing=()
-    for p in "${DEBIAN_PACKAGES[@]}" "$@"; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -37,7 +42,8 @@ ensure_root() {
     fi
 }
 
-# Everything a script of this repository needs before it starts.
+# Everything a script of this repository needs before it starts: root, the given Debian
+# packages, cargo.
 prepare_machine() {
     ensure_root
     ensure_debian_packages "$@"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-prepare_machine
+prepare_machine "${TEST_PACKAGES[@]}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
