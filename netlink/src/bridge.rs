@@ -414,8 +414,7 @@ mod tests {
                 true
             }
             Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {
-                eprintln!("skipping: kernel without bridge VLAN filtering");
-                false
+                test_requires::kernel_feature(false, "bridge VLAN filtering", "netlink")
             }
             Err(e) => panic!("{e}"),
         }

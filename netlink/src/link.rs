@@ -1094,7 +1094,7 @@ mod tests {
             match nl.create_link(msg) {
                 Ok(()) => {}
                 Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {
-                    eprintln!("skipping: kernel without ipvlan");
+                    test_requires::kernel_feature(false, "ipvlan", "netlink");
                     return;
                 }
                 Err(e) => panic!("{e}"),

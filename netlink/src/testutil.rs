@@ -2,14 +2,9 @@
 
 use nix::sched::CloneFlags;
 
-/// Whether kernel tests can run (root); prints why they are skipped otherwise.
+/// Whether kernel tests can run (root), by the tests' one skip policy.
 pub(crate) fn skip_unless_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("skipping: creating network namespaces needs root");
-        false
-    }
+    test_requires::root()
 }
 
 /// Runs `f` on a fresh thread that first moves into a new, empty network namespace, so the

@@ -45,25 +45,10 @@ pub struct RuntimeSandbox {
     holder_child: Option<std::process::Child>,
 }
 
-fn tool_exists(name: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Why the runtime tests cannot run here, if they cannot (not root, no runtime installed).
-pub fn missing(tools: &[&str]) -> Option<String> {
-    let absent: Vec<&str> = tools.iter().copied().filter(|t| !tool_exists(t)).collect();
-    if absent.is_empty() {
-        None
-    } else {
-        Some(format!(
-            "{} not installed (scripts/deps.sh installs them)",
-            absent.join(", ")
-        ))
-    }
+/// Whether the runtime tests may run: every tool is installed, or the test fails (CI,
+/// scripts/test.sh) or is skipped (elsewhere), naming the missing package.
+pub fn require_tools(tools: &[&str]) -> bool {
+    tools.iter().all(|tool| test_requires::tool(tool))
 }
 
 impl RuntimeSandbox {

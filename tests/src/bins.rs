@@ -47,9 +47,14 @@ pub fn reference_dir() -> PathBuf {
     dir.to_path_buf()
 }
 
-/// Whether the reference plugins are installed.
-pub fn has_reference_plugins() -> bool {
-    Path::new(REFERENCE_PLUGIN_DIR).join("bridge").is_file()
+/// Whether a test comparing with the reference plugins may run: they are installed, or the
+/// test fails (CI, scripts/test.sh) or is skipped (elsewhere) by the tests' one skip policy.
+pub fn require_reference_plugins() -> bool {
+    test_requires::require(
+        Path::new(REFERENCE_PLUGIN_DIR).join("bridge").is_file(),
+        &format!("the reference plugins in {REFERENCE_PLUGIN_DIR}"),
+        "apt-get install containernetworking-plugins; scripts/test.sh installs it",
+    )
 }
 
 /// The reference Go plugin `name`. Panics when it is not installed.

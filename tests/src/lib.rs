@@ -26,7 +26,8 @@ mod plugin;
 mod sandbox;
 
 pub use bins::{
-    REFERENCE_PLUGIN_DIR, bin_dir, has_reference_plugins, plugin_bin, reference_bin, reference_dir,
+    REFERENCE_PLUGIN_DIR, bin_dir, plugin_bin, reference_bin, reference_dir,
+    require_reference_plugins,
 };
 pub use netns::TestNetns;
 pub use plugin::{PluginCall, RawOutcome, run_plugin};

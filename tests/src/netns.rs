@@ -50,13 +50,19 @@ impl TestNetns {
     }
 
     /// Runs a command inside the namespace (`ip netns exec <name> ...`).
+    /// Panics naming the Debian package when the command is not installed.
     pub fn exec(&self, args: &[&str]) -> Output {
         let (cmd, rest) = args.split_first().expect("exec needs a command");
-        Command::new("ip")
+        let out = Command::new("ip")
             .args(["netns", "exec", &self.name, cmd])
             .args(rest)
             .output()
-            .unwrap_or_else(|e| panic!("ip netns exec {} {cmd}: {e}", self.name))
+            .unwrap_or_else(|e| panic!("ip netns exec {} {cmd}: {e}", self.name));
+        let not_found = format!("exec of \"{cmd}\" failed: No such file or directory");
+        if String::from_utf8_lossy(&out.stderr).contains(&not_found) {
+            panic!("missing `{cmd}`: {}", test_requires::install_hint(cmd));
+        }
+        out
     }
 
     /// Runs a command inside the namespace and returns its stdout; panics when it fails.

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cni_tests::{PluginCall, RawOutcome, Sandbox, TestNetns, has_reference_plugins};
+use cni_tests::{PluginCall, RawOutcome, Sandbox, TestNetns, require_reference_plugins};
 use libcni::{CniConfig, NetworkConfigList, RuntimeConf};
 use serde_json::{Value, json};
 
@@ -520,8 +520,7 @@ fn two_containers_reach_each_other_and_the_gateway() {
 
 #[test]
 fn reference_parity_two_containers() {
-    if !has_reference_plugins() {
-        eprintln!("skipped: reference plugins not installed");
+    if !require_reference_plugins() {
         return;
     }
     two_containers(Impl::Reference, REFERENCE_VERSION);
@@ -658,8 +657,7 @@ fn ip_masq_iptables_shows_the_outside_the_hosts_address() {
 
 #[test]
 fn reference_parity_ip_masq() {
-    if !has_reference_plugins() {
-        eprintln!("skipped: reference plugins not installed");
+    if !require_reference_plugins() {
         return;
     }
     // 1.1.1 only has the iptables backend (and ignores ipMasqBackend).
@@ -797,8 +795,7 @@ fn hairpin_mode_sends_a_containers_frames_back_to_it() {
 
 #[test]
 fn reference_parity_hairpin() {
-    if !has_reference_plugins() {
-        eprintln!("skipped: reference plugins not installed");
+    if !require_reference_plugins() {
         return;
     }
     hairpin(Impl::Reference, REFERENCE_VERSION);
@@ -1534,8 +1531,7 @@ fn a_vlan_on_a_kernel_without_vlan_filtering_fails_cleanly() {
         "vlan_filtering",
         "1",
     ]);
-    if probe.status.success() {
-        eprintln!("skipped: this kernel has bridge VLAN filtering (the VM test covers VLANs)");
+    if !test_requires::kernel_without(probe.status.success(), "bridge VLAN filtering") {
         return;
     }
     for extra in [json!({"vlan": 10}), json!({"vlanTrunk": [{"id": 10}]})] {
@@ -1838,8 +1834,7 @@ fn del_with_a_config_that_no_longer_validates_still_cleans_up() {
 
 #[test]
 fn reference_parity_mtu_mac_and_default_gateway() {
-    if !has_reference_plugins() {
-        eprintln!("skipped: reference plugins not installed");
+    if !require_reference_plugins() {
         return;
     }
     mtu_case(Impl::Reference, REFERENCE_VERSION);

@@ -375,7 +375,7 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn our_del_removes_the_reference_plugins_rules() {
-    if !cni_tests::has_reference_plugins() {
+    if !cni_tests::require_reference_plugins() {
         return;
     }
     let host = Host::new();

@@ -653,8 +653,7 @@ fn ipvlan_on_a_kernel_without_it_says_so() {
     let has_ipvlan = probe.host.succeeds(&[
         "ip", "link", "add", "link", "p0", "name", "ipv0", "type", "ipvlan",
     ]);
-    if has_ipvlan {
-        eprintln!("skipping: this kernel has ipvlan (tests/vm/ipvlan covers it)");
+    if !test_requires::kernel_without(has_ipvlan, "ipvlan") {
         return;
     }
     let mut net = Net::new("10.75.0.0/24", json!({"type": "ipvlan", "mode": "l3"}));

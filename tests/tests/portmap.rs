@@ -1048,8 +1048,7 @@ fn iptables_conditions_select_the_backend_and_restrict_the_sources() {
 
 #[test]
 fn a_node_switching_from_the_reference_plugin_cleans_up_its_rules() {
-    if !cni_tests::has_reference_plugins() {
-        eprintln!("skipped: reference plugins not installed");
+    if !cni_tests::require_reference_plugins() {
         return;
     }
     let host = Host::new();

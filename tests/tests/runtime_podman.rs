@@ -13,7 +13,7 @@
 #[path = "../runtimes/harness.rs"]
 mod harness;
 
-use harness::{RuntimeSandbox, check, missing};
+use harness::{RuntimeSandbox, check, require_tools};
 
 struct Podman {
     sb: RuntimeSandbox,
@@ -96,8 +96,8 @@ impl Drop for Podman {
 
 #[test]
 fn podman_cni_backend_runs_networks_on_our_plugins_alone() {
-    if let Some(why) = missing(&["podman", "runc", "conmon", "nsenter", "unshare"]) {
-        panic!("{why}");
+    if !require_tools(&["podman", "runc", "conmon", "nsenter", "unshare"]) {
+        return;
     }
     let pm = Podman::new();
     for plugin in ["portmap", "dnsname"] {

@@ -6,7 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use cni_tests::{PluginCall, Sandbox, TestNetns, has_reference_plugins, plugin_bin, reference_bin};
+use cni_tests::{
+    PluginCall, Sandbox, TestNetns, plugin_bin, reference_bin, require_reference_plugins,
+};
 use libcni::RuntimeConf;
 use serde_json::{Value, json};
 
@@ -300,7 +302,7 @@ fn exists(p: &Path) -> bool {
 
 #[test]
 fn each_implementation_restores_what_the_other_changed() {
-    if !has_reference_plugins() {
+    if !require_reference_plugins() {
         return;
     }
     for (adder, deleter) in [

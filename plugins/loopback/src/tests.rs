@@ -1,7 +1,5 @@
 //! ADD/DEL/CHECK through the skel, as a runtime drives the binary, against private netns.
 
-use std::os::unix::fs::MetadataExt;
-
 use cni::env::Env;
 use cni::error::code;
 use cni::skel::{Outcome, dispatch};
@@ -10,14 +8,9 @@ use serde_json::{Value, json};
 
 use super::Loopback;
 
-/// Kernel tests need root (to create namespaces); they are skipped with a message otherwise.
+/// Kernel tests need root (to create namespaces): the tests' one skip policy.
 fn is_root() -> bool {
-    // /proc/self belongs to the process's effective uid.
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    if !root {
-        eprintln!("skipping: creating network namespaces needs root");
-    }
-    root
+    test_requires::root()
 }
 
 fn call(command: &str, netns: &str, stdin: &Value) -> Outcome {

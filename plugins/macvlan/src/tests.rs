@@ -184,7 +184,7 @@ fn chained_master_is_the_single_other_interface() {
 #[test]
 fn master_lookup_explains_what_is_wrong() {
     // Needs a private netns: only as root.
-    if !nix_is_root() {
+    if !test_requires::root() {
         return;
     }
     let ns = cni_netlink::NetNs::new_unnamed().unwrap();
@@ -212,9 +212,4 @@ fn master_lookup_explains_what_is_wrong() {
     for e in msgs {
         assert_eq!(e.code, code::INVALID_NETWORK_CONFIG);
     }
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
