@@ -17,6 +17,8 @@ echo "== build"
 cargo build --workspace --quiet
 echo "== tests"
 cargo test --workspace --quiet -- --test-threads="${TEST_THREADS:-4}"
+echo "== release artifacts (scripts/release.sh, checked by tests/release.sh)"
+tests/release.sh
 echo "== vm tests (kernel features this machine may lack: bridge VLAN filtering, ipvlan, dummy)"
 tests/vm/run.sh
 echo "== all tests passed"

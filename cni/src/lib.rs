@@ -23,3 +23,6 @@ pub use result::{CniResult, Dns, Interface, IpConfig, Route};
 pub use skel::{Plugin, Request};
 pub use undo::Undo;
 pub use version::Version;
+
+/// The suite's version: every plugin, `cni-dns` and `cnictl` carry the workspace's.
+pub const SUITE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -73,12 +73,27 @@ pub struct Outcome {
 pub fn run(name: &'static str, plugin: &(impl Plugin + ?Sized)) -> ! {
     crate::logger::init(name);
     crate::linked::keep_marker();
-    let outcome = dispatch(plugin, &Env::from_process(), &mut std::io::stdin().lock());
+    let env = Env::from_process();
+    if env.get("CNI_COMMAND").is_none() {
+        // Run by hand, as the reference plugins do: who we are on stderr, nothing on stdout.
+        eprint!("{}", about(name, plugin));
+        std::process::exit(0);
+    }
+    let outcome = dispatch(plugin, &env, &mut std::io::stdin().lock());
     let mut out = std::io::stdout().lock();
     // Nothing sensible is left to do if stdout is gone; the exit status still tells.
     let _ = out.write_all(outcome.stdout.as_bytes());
     let _ = out.flush();
     std::process::exit(if outcome.success { 0 } else { 1 })
+}
+
+/// What a plugin run without `CNI_COMMAND` prints on stderr, in the reference's words.
+pub fn about(name: &str, plugin: &(impl Plugin + ?Sized)) -> String {
+    format!(
+        "CNI {name} plugin v{}\nCNI protocol versions supported: {}\n",
+        crate::SUITE_VERSION,
+        crate::version::list(plugin.versions())
+    )
 }
 
 /// One invocation, without touching the process environment or stdout. A panic anywhere
@@ -240,6 +255,17 @@ mod tests {
         fn check(&self, _req: &Request) -> Result<(), Error> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn about_names_the_plugin_the_suite_version_and_the_spec_versions() {
+        assert_eq!(
+            about("echo", &Echo),
+            format!(
+                "CNI echo plugin v{}\nCNI protocol versions supported: 0.4.0, 1.0.0, 1.1.0\n",
+                crate::SUITE_VERSION
+            )
+        );
     }
 
     fn call(pairs: &[(&str, &str)], stdin: &str) -> Outcome {

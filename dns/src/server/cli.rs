@@ -28,6 +28,7 @@ options:
   --tcp-connections N     TCP connections served at once (default 128)
   --tcp-timeout MS        TCP idle and per-message time limit (default 3000)
   --persistent            keep running when no network is left (for a service manager)
+  -V, --version           the version (alone)
   -h, --help              this help
 ";
 
@@ -94,7 +95,15 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
 
 /// Parses the arguments and runs the daemon.
 pub fn main() -> ExitCode {
-    let opts = match parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [only] = args.as_slice()
+        && (only == "--version" || only == "-V")
+    {
+        // The suite's version: the workspace gives every crate the same one.
+        println!("cni-dns {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let opts = match parse(args) {
         Ok(Some(opts)) => opts,
         Ok(None) => {
             print!("{USAGE}");
