@@ -154,6 +154,24 @@ impl Netlink {
         .map_err(|e| e.during(format!("add address {addr} to link index {index}")))
     }
 
+    /// `ip addr add ADDR/PREFIX dev DEV noprefixroute nodad`: the address with its real
+    /// prefix but without the route to its subnet the kernel would add (for links that reach
+    /// their subnet through a gateway, as ptp's do); IPv6 without duplicate address detection.
+    pub fn add_address_without_prefix_route(&mut self, index: u32, addr: IpNetwork) -> Result<()> {
+        let mut msg = message_for(index, addr);
+        let mut flags = AddressFlags::Noprefixroute;
+        if addr.is_ipv6() {
+            flags |= AddressFlags::Nodad;
+        }
+        msg.attributes.push(AddressAttribute::Flags(flags));
+        self.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
+        .map_err(|e| e.during(format!("add address {addr} to link index {index}")))
+    }
+
     /// `ip addr del ADDR/PREFIX dev DEV`. Returns whether an address was deleted: a missing
     /// address or link is not an error.
     pub fn delete_address(&mut self, index: u32, addr: IpNetwork) -> Result<bool> {

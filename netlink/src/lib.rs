@@ -21,6 +21,7 @@ mod socket;
 mod sysctl;
 #[cfg(test)]
 mod testutil;
+mod tools;
 mod veth;
 mod vlan_links;
 
@@ -43,5 +44,6 @@ pub use route::{
     PROTO_BOOT, PROTO_KERNEL, Route, RouteFilter, TABLE_LOCAL, TABLE_MAIN, TYPE_UNICAST,
 };
 pub use sysctl::{get_sysctl, set_sysctl, set_sysctls, sysctl_path};
+pub use tools::find_tool;
 pub use veth::VethOptions;
 pub use vlan_links::{ChildTarget, IpvlanOptions, MacvlanOptions};

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
     RouteScope, RouteType,
@@ -252,6 +252,18 @@ impl Netlink {
         .map_err(|e| e.during(format!("add route to {}", route.dst)))
     }
 
+    /// `ip route replace ...`: adds the route, or replaces the one to the same destination
+    /// (same table, metric and type) wherever it pointed.
+    pub fn replace_route(&mut self, route: &Route) -> Result<()> {
+        let msg = route.to_message()?;
+        self.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .map(drop)
+        .map_err(|e| e.during(format!("replace route to {}", route.dst)))
+    }
+
     /// `ip route del ...`. Returns whether a route was deleted: a missing route (or
     /// link) is not an error.
     pub fn delete_route(&mut self, route: &Route) -> Result<bool> {
@@ -381,6 +393,48 @@ mod tests {
                 nl.add_route(&mixed),
                 Err(Error::InvalidArgument(_))
             ));
+        });
+    }
+
+    #[test]
+    fn addresses_without_prefix_route_and_replaced_host_routes() {
+        in_new_netns(|| {
+            let mut nl = Netlink::host().unwrap();
+            for name in ["br0", "br1"] {
+                nl.create_link_of_kind(name, "bridge").unwrap();
+                nl.set_link_up(name).unwrap();
+            }
+            let br0 = nl.get_link("br0").unwrap().unwrap().index;
+            let br1 = nl.get_link("br1").unwrap().unwrap().index;
+            nl.add_address_without_prefix_route(br0, net("10.23.0.5/24"))
+                .unwrap();
+            nl.add_address_without_prefix_route(br0, net("fd23::5/64"))
+                .unwrap();
+            let main = |nl: &mut Netlink, oif| {
+                nl.list_routes(&RouteFilter {
+                    table: Some(TABLE_MAIN),
+                    oif: Some(oif),
+                    ..RouteFilter::default()
+                })
+                .unwrap()
+            };
+            let on_br0 = main(&mut nl, br0);
+            assert!(
+                !on_br0
+                    .iter()
+                    .any(|r| r.dst == net("10.23.0.0/24") || r.dst == net("fd23::/64")),
+                "{on_br0:?}"
+            );
+            let addrs = nl.list_addresses(br0).unwrap();
+            assert!(addrs.iter().any(|a| a.addr == net("10.23.0.5/24")));
+
+            // A host route moved from one link to another in one step.
+            let mut host = Route::new(net("10.23.0.9/32"), None, Some(br0));
+            nl.replace_route(&host).unwrap();
+            host.oif = Some(br1);
+            nl.replace_route(&host).unwrap();
+            assert!(!main(&mut nl, br0).iter().any(|r| r.dst == host.dst));
+            assert!(main(&mut nl, br1).iter().any(|r| r.dst == host.dst));
         });
     }
 }

@@ -10,10 +10,6 @@ use std::process::{Command, Stdio};
 use crate::error::{Error, Result};
 use crate::netns::NetNs;
 
-/// Where `nft` is looked for when it is not on `PATH` (runtimes may exec plugins with a
-/// minimal environment).
-const NFT_FALLBACKS: &[&str] = &["/usr/sbin/nft", "/sbin/nft", "/usr/local/sbin/nft"];
-
 /// Applies `text` with `nft -f -` (one atomic transaction: all of it or nothing), inside
 /// `netns` when given, else in the caller's namespace. A rejected ruleset is an
 /// [`Error::NftTool`] carrying nft's error output.
@@ -104,24 +100,10 @@ fn tool_error(nft: &Path, detail: String) -> Error {
 
 /// The `nft` binary: the first on `PATH`, else a usual sbin location.
 fn find_nft() -> Result<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join("nft"));
-    let fallbacks = NFT_FALLBACKS.iter().map(PathBuf::from);
-    on_path
-        .chain(fallbacks)
-        .find(|p| is_executable(p))
-        .ok_or_else(|| Error::NftTool {
-            op: String::new(),
-            detail: "the nft tool is not installed (not on PATH, nor in /usr/sbin or /sbin)".into(),
-        })
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    crate::tools::find_tool("nft").ok_or_else(|| Error::NftTool {
+        op: String::new(),
+        detail: "the nft tool is not installed (not on PATH, nor in /usr/sbin or /sbin)".into(),
+    })
 }
 
 /// The handles of the rules of `chain` whose comment is exactly `comment` (`nft -a list

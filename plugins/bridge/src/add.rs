@@ -12,7 +12,8 @@ use cni_netlink::{
 
 use crate::config::{Config, MasqBackend};
 use crate::firewall::NftSession;
-use crate::{AttachmentState, firewall, iptables, kernel_error, open_netns};
+use crate::{AttachmentState, firewall, kernel_error, open_netns};
+use plugin_kit::masq_iptables;
 
 pub fn add(req: &Request) -> Result<CniResult, Error> {
     let cfg = Config::from_request(req)?;
@@ -26,7 +27,7 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     let mut host = Netlink::host().map_err(kernel_error)?;
     let mut undo = Undo::new();
     let bridge = ensure_bridge(&mut host, &cfg)?;
-    let host_veth = create_veth_pair(&mut host, &ns, &cfg, req, &mut undo)?;
+    let host_veth = plugin_kit::create_veth_pair(&mut host, &ns, req, cfg.mtu, cfg.mac, &mut undo)?;
     attach_port(&mut host, &cfg, &bridge, &host_veth)?;
     let (mut ctr, ctr_link) = open_container_side(&ns, &cfg, req.ifname())?;
     let ctr_mac = ctr_link
@@ -191,61 +192,6 @@ fn vlan_hint(cfg: &Config, e: cni_netlink::Error) -> Error {
     } else {
         err
     }
-}
-
-/// Creates the pair with its container end directly in the container's netns. An existing
-/// CNI_IFNAME there is the runtime's error (the spec asks ADD to fail); a taken random host
-/// name is retried.
-fn create_veth_pair(
-    host: &mut Netlink,
-    ns: &NetNs,
-    cfg: &Config,
-    req: &Request,
-    undo: &mut Undo,
-) -> Result<Link, Error> {
-    let opts = VethOptions {
-        mtu: cfg.mtu,
-        host_mac: None,
-        peer_mac: cfg.mac,
-    };
-    let mut attempts = 0;
-    let name = loop {
-        let name = random_link_name("veth").map_err(kernel_error)?;
-        match host.create_veth(&name, req.ifname(), ns, &opts) {
-            Ok(()) => break name,
-            Err(e) if e.is_exists() => {
-                let host_name_taken = host.get_link(&name).map_err(kernel_error)?.is_some();
-                if !host_name_taken {
-                    return Err(Error::invalid_env(format!(
-                        "CNI_IFNAME {}: an interface of that name already exists in {}",
-                        req.ifname(),
-                        req.netns()
-                    )));
-                }
-                attempts += 1;
-                if attempts == 3 {
-                    return Err(kernel_error(e).context("create veth pair"));
-                }
-            }
-            Err(e) => {
-                let mut err =
-                    kernel_error(e).context(format!("create veth pair {name}/{}", req.ifname()));
-                if let Some(mtu) = cfg.mtu {
-                    err.msg.push_str(&format!(" (mtu {mtu} refused?)"));
-                }
-                return Err(err);
-            }
-        }
-    };
-    let host_name = name.clone();
-    undo.push(format!("delete veth {host_name}"), move || {
-        Netlink::host()
-            .and_then(|mut nl| nl.delete_link(host_name.as_str()).map(|_| ()))
-            .map_err(|e| e.to_string())
-    });
-    host.get_link(&name)
-        .map_err(kernel_error)?
-        .ok_or_else(|| Error::internal(format!("veth {name} vanished")))
 }
 
 /// One trip into the container's netns: its socket and its end of the pair. `arp_notify`
@@ -483,32 +429,16 @@ fn set_up_gateway(
         Some(vid) => ensure_vlan_gateway(host, cfg, bridge, vid)?,
         None => bridge.clone(),
     };
-    let mut forward = Vec::new();
+    let mut gateways = Vec::new();
     for ip in &result.ips {
         let Some(gw) = ip.gateway else { continue };
         let Ok(addr) = IpNetwork::new(gw, ip.address.prefix()) else {
             continue;
         };
         ensure_address(host, cfg, &target, addr)?;
-        let key = if gw.is_ipv4() {
-            "ipv4/ip_forward"
-        } else {
-            "ipv6/conf/all/forwarding"
-        };
-        forward.push((key.to_string(), "1".to_string()));
+        gateways.push(gw);
     }
-    forward.dedup();
-    // Read before writing: forwarding is on from the first container on.
-    for (key, value) in &forward {
-        if cni_netlink::get_sysctl(None, key)
-            .map_err(kernel_error)?
-            .trim()
-            != value
-        {
-            cni_netlink::set_sysctl(None, key, value).map_err(kernel_error)?;
-        }
-    }
-    Ok(())
+    plugin_kit::enable_forwarding(gateways)
 }
 
 /// The reference's rule: one IPv4 address per bridge (another one is an error unless
@@ -625,10 +555,10 @@ fn masquerade(
                 .iter()
                 .map(|ip| (ip.address.ip(), ip.address))
                 .collect();
-            iptables::add(&cfg.network, container_id, &with_nets)?;
+            masq_iptables::add_masquerade(&cfg.network, container_id, &with_nets)?;
             let (network, id) = (cfg.network.clone(), container_id.to_string());
             undo.push("iptables masquerade", move || {
-                iptables::del(&network, &id, &ips).map_err(|e| e.msg)
+                masq_iptables::delete_masquerade(&network, &id, &ips).map_err(|e| e.msg)
             });
         }
     }

@@ -1,11 +1,13 @@
 //! CHECK: everything ADD set up is still there, as `prevResult` describes it.
 
-use cni::{CniResult, Command, Error, Interface, Request, delegate};
-use cni_netlink::{IpFamily, Link, MacAddr, Netlink, RouteFilter};
+use cni::{CniResult, Command, Error, Request, delegate};
+use cni_netlink::{Link, MacAddr, Netlink};
 
 use crate::config::{Config, MasqBackend};
 use crate::firewall::NftSession;
-use crate::{firewall, iptables, kernel_error, open_netns};
+use crate::{firewall, kernel_error, open_netns};
+use plugin_kit::masq_iptables;
+use plugin_kit::{expect_addresses_and_routes, expect_mac, prev_interface, required_prev_result};
 
 fn fail(msg: impl Into<String>) -> Error {
     Error::check_failed(msg)
@@ -13,11 +15,7 @@ fn fail(msg: impl Into<String>) -> Error {
 
 pub fn check(req: &Request) -> Result<(), Error> {
     let cfg = Config::from_request(req)?;
-    let prev = req
-        .conf
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
+    let prev = required_prev_result(req)?;
     if let Some(ipam) = &cfg.ipam_type {
         delegate::run(ipam, Command::Check, req)?;
     }
@@ -36,28 +34,8 @@ pub fn check(req: &Request) -> Result<(), Error> {
         expect_mac(&ctr_link, want)?;
     }
     let host_veth = check_host_veth(&mut host, &cfg, &bridge, &ctr_link, prev)?;
-    check_addresses_and_routes(&mut ctr, &ctr_link, prev)?;
+    expect_addresses_and_routes(&mut ctr, &ctr_link, prev)?;
     check_rules(&cfg, req, prev, &host_veth, &ctr_link)
-}
-
-fn prev_interface<'a>(prev: &'a CniResult, name: &str, sandbox: &str) -> Option<&'a Interface> {
-    prev.interfaces
-        .iter()
-        .find(|i| i.name == name && i.sandbox == sandbox)
-}
-
-fn expect_mac(link: &Link, want: &Interface) -> Result<(), Error> {
-    if want.mac.is_empty() {
-        return Ok(());
-    }
-    let have = link.mac.map(|m| m.to_string()).unwrap_or_default();
-    if !have.eq_ignore_ascii_case(&want.mac) {
-        return Err(fail(format!(
-            "{} has MAC {have}, expected {}",
-            link.name, want.mac
-        )));
-    }
-    Ok(())
 }
 
 fn check_bridge(host: &mut Netlink, cfg: &Config, prev: &CniResult) -> Result<Link, Error> {
@@ -139,45 +117,6 @@ fn check_host_veth(
     Ok(veth)
 }
 
-fn check_addresses_and_routes(
-    ctr: &mut Netlink,
-    link: &Link,
-    prev: &CniResult,
-) -> Result<(), Error> {
-    let have = ctr.list_addresses(link.index).map_err(kernel_error)?;
-    for ip in &prev.ips {
-        if !have.iter().any(|a| a.addr == ip.address) {
-            return Err(fail(format!(
-                "{} is missing from {}",
-                ip.address, link.name
-            )));
-        }
-    }
-    for route in &prev.routes {
-        let family = if route.dst.is_ipv4() {
-            IpFamily::V4
-        } else {
-            IpFamily::V6
-        };
-        let filter = RouteFilter {
-            family: Some(family),
-            table: route.table,
-            oif: None,
-        };
-        let routes = ctr.list_routes(&filter).map_err(kernel_error)?;
-        let found = routes
-            .iter()
-            .any(|r| r.dst == route.dst && route.gw.is_none_or(|gw| r.gateway == Some(gw)));
-        if !found {
-            return Err(fail(format!(
-                "route to {} is missing from the container",
-                route.dst
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn check_rules(
     cfg: &Config,
     req: &Request,
@@ -190,7 +129,9 @@ fn check_rules(
         for ip in prev.ips.iter().map(|ip| ip.address.ip()) {
             let present = match backend {
                 MasqBackend::Nftables => firewall::masq_present(nft.get()?, &cfg.network, ip)?,
-                MasqBackend::Iptables => iptables::present(&cfg.network, req.container_id(), ip),
+                MasqBackend::Iptables => {
+                    masq_iptables::masquerade_present(&cfg.network, req.container_id(), ip)
+                }
             };
             if !present {
                 return Err(fail(format!("the masquerade rule of {ip} is missing")));

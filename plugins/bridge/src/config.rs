@@ -13,13 +13,7 @@ pub const DEFAULT_BRIDGE: &str = "cni0";
 /// Where per-attachment state is kept (cleared at boot, like the rules it describes).
 pub const DEFAULT_DATA_DIR: &str = "/run/cni/bridge";
 
-/// Which packet filter carries the masquerade rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MasqBackend {
-    Nftables,
-    Iptables,
-}
+pub use plugin_kit::MasqBackend;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -161,17 +155,7 @@ impl Config {
                 "disableContainerInterface cannot be used with an ipam plugin (it would leave addresses on a down interface)",
             ));
         }
-        let ip_masq = match (wire.ip_masq, wire.ip_masq_backend.as_deref()) {
-            (false, _) => None,
-            (true, None | Some("") | Some("nftables")) => Some(MasqBackend::Nftables),
-            (true, Some("iptables")) => Some(MasqBackend::Iptables),
-            (true, Some(other)) => {
-                return Err(invalid(
-                    "ipMasqBackend",
-                    format!("unknown backend {other:?} (iptables or nftables)"),
-                ));
-            }
-        };
+        let ip_masq = plugin_kit::masq_backend(wire.ip_masq, wire.ip_masq_backend.as_deref())?;
         let mtu = match wire.mtu {
             None | Some(0) => None,
             Some(m @ 68..=65535) => Some(m as u32),

@@ -8,7 +8,8 @@ use cni_netlink::{MacAddr, NetNs, Netlink};
 
 use crate::config::MasqBackend;
 use crate::firewall::NftSession;
-use crate::{AttachmentState, firewall, iptables, is_listed, kernel_error, state_dir};
+use crate::{AttachmentState, firewall, is_listed, kernel_error, state_dir};
+use plugin_kit::masq_iptables;
 
 /// Every step runs even if an earlier one failed, so one missing piece cannot keep the others
 /// alive; the state file goes only when everything succeeded, for the runtime's retry.
@@ -101,7 +102,7 @@ fn release_rules(
     }
     nft.apply(&ops)?;
     if matches!(backend, None | Some(Some(MasqBackend::Iptables))) && !ips.is_empty() {
-        iptables::del(network, container_id, ips)?;
+        masq_iptables::delete_masquerade(network, container_id, ips)?;
     }
     Ok(())
 }

@@ -24,74 +24,14 @@ use std::path::Path;
 use cni::Error;
 use cni_netlink::nft::{self, ElementOp, Family, Nft, key};
 use cni_netlink::{MacAddr, NetNs};
-use sha2::{Digest, Sha256};
+pub use plugin_kit::NftSession;
+use plugin_kit::{net_id, nft_error, with_structure_lock};
 
 pub const TABLE: &str = "cni_bridge";
-
-/// The nftables socket of one invocation, opened on first use. After a transaction its last
-/// close waits for the kernel to free what was replaced or deleted, so [`NftSession::finish`]
-/// leaves that close to after exit; a socket that only read closes at once.
-#[derive(Default)]
-pub struct NftSession {
-    nft: Option<Nft>,
-    wrote: bool,
-}
-
-impl NftSession {
-    pub fn get(&mut self) -> Result<&mut Nft, Error> {
-        if self.nft.is_none() {
-            self.nft = Some(Nft::host().map_err(|e| nft_error("open nftables socket", e))?);
-        }
-        self.nft
-            .as_mut()
-            .ok_or_else(|| Error::internal("nftables socket"))
-    }
-
-    /// Applies element changes in one transaction.
-    pub fn apply(&mut self, ops: &[ElementOp]) -> Result<(), Error> {
-        if ops.is_empty() {
-            return Ok(());
-        }
-        self.wrote = true;
-        self.get()?
-            .apply(ops)
-            .map_err(|e| nft_error("update nftables sets", e))
-    }
-
-    pub fn finish(self) {
-        if let Some(nft) = self.nft
-            && self.wrote
-        {
-            nft.close_after_exit();
-        }
-    }
-}
-
-/// A short, stable name for a network in nft object names (network names may be long or
-/// hold characters nft identifiers cannot).
-pub fn net_id(network: &str) -> String {
-    let digest = Sha256::digest(network.as_bytes());
-    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("n{hex}")
-}
 
 fn masq_set(network: &str, ip: &IpAddr) -> String {
     let family = if ip.is_ipv4() { 4 } else { 6 };
     format!("masq{family}_{}", net_id(network))
-}
-
-fn nft_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::internal(format!("{what}: {e}"))
-}
-
-/// Runs `f` holding the data dir's nft lock, so concurrent ADDs create the structure once.
-fn with_structure_lock<T>(
-    data_dir: &Path,
-    f: impl FnOnce() -> Result<T, Error>,
-) -> Result<T, Error> {
-    let _lock =
-        plugin_state::lock_in(data_dir, "nft.lock").map_err(|e| Error::io(e.to_string()))?;
-    f()
 }
 
 /// Creates the masquerade structure of `network` unless it exists.

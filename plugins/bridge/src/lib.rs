@@ -7,13 +7,12 @@ mod check;
 mod config;
 mod del;
 mod firewall;
-mod iptables;
 
 use std::net::IpAddr;
 
-use cni::{Attachment, CniResult, Command, Error, Plugin, Request, delegate};
-use cni_netlink::NetNs;
-use plugin_state::StateDir;
+use cni::{CniResult, Command, Error, Plugin, Request, delegate};
+use plugin_kit::StateDir;
+pub(crate) use plugin_kit::{is_listed, kernel_error, open_netns};
 use serde::{Deserialize, Serialize};
 
 pub use config::{Config, DEFAULT_BRIDGE, DEFAULT_DATA_DIR, MasqBackend};
@@ -67,23 +66,4 @@ impl AttachmentState {
 
 fn state_dir(req: &Request) -> StateDir {
     StateDir::new(&Config::data_dir_of(req), &req.conf.name)
-}
-
-/// Whether an attachment is among those GC was told are still in use.
-fn is_listed(valid: &[Attachment], container_id: &str, ifname: &str) -> bool {
-    valid
-        .iter()
-        .any(|a| a.container_id == container_id && a.ifname == ifname)
-}
-
-/// The netns must open for ADD and CHECK (code 8 otherwise).
-fn open_netns(path: &str) -> Result<NetNs, Error> {
-    NetNs::open(path).map_err(|e| Error::invalid_netns(e.to_string()))
-}
-
-fn kernel_error(e: cni_netlink::Error) -> Error {
-    match e {
-        cni_netlink::Error::EnterNetns { .. } => Error::invalid_netns(e.to_string()),
-        e => Error::internal(e.to_string()),
-    }
 }

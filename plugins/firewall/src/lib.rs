@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use cni::{CniResult, Error, Plugin, Request};
 use cni_netlink::nft::Nft;
-use plugin_state::StateDir;
+use plugin_kit::StateDir;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -64,8 +64,8 @@ enum Origin {
 
 /// Holds the plugin's lock for the whole operation: ADD, DEL and GC of all networks change
 /// shared structure (tables, chains, the members of a bridge).
-fn lock(data_dir: &Path) -> Result<plugin_state::DirLock, Error> {
-    plugin_state::lock_in(data_dir, "lock").map_err(|e| Error::io(e.to_string()))
+fn lock(data_dir: &Path) -> Result<plugin_kit::DirLock, Error> {
+    plugin_kit::lock_in(data_dir, "lock").map_err(|e| Error::io(e.to_string()))
 }
 
 fn kernel_error(e: cni_netlink::Error) -> Error {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use ipnetwork::IpNetwork;
-use plugin_state::StateDir;
+use plugin_kit::StateDir;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Backend, Mapping};

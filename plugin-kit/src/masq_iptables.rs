@@ -1,11 +1,12 @@
-//! The iptables masquerade backend (`ipMasqBackend: "iptables"`), laid out as the reference
-//! plugin lays it out: a nat chain per container, `CNI-<hash>`, reached from POSTROUTING by the
-//! container's address. Each change is one `iptables-restore --noflush` transaction per family.
+//! The iptables masquerade backend (`ipMasqBackend: "iptables"`) of bridge and ptp, laid out
+//! as the reference plugins lay it out: a nat chain per container, `CNI-<hash>`, reached from
+//! POSTROUTING by the container's address, returning for the container's subnets. Each change
+//! is one `iptables-restore --noflush` transaction per family.
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 
 use cni::Error;
+use cni_netlink::iptables;
 use sha2::{Digest, Sha512};
 
 /// The reference's chain name: "CNI-" and a hash of network and container, 28 characters.
@@ -26,14 +27,14 @@ fn quoted(arg: &str) -> String {
 }
 
 fn restore(v6: bool, script: &str) -> Result<(), Error> {
-    cni_netlink::iptables::restore_noflush(v6, script).map_err(|e| Error::internal(e.to_string()))
+    iptables::restore_noflush(v6, script).map_err(|e| Error::internal(e.to_string()))
 }
 
 /// Masquerades traffic of the container's addresses leaving their subnets.
-pub fn add(
+pub fn add_masquerade(
     network: &str,
     container_id: &str,
-    ips: &[(IpAddr, ipnetwork::IpNetwork)],
+    ips: &[(IpAddr, cni_netlink::IpNetwork)],
 ) -> Result<(), Error> {
     let chain = chain_name(network, container_id);
     let comment = comment(network, container_id);
@@ -69,8 +70,8 @@ pub fn add(
     Ok(())
 }
 
-/// Removes what [`add`] created; what is already gone is skipped.
-pub fn del(network: &str, container_id: &str, ips: &[IpAddr]) -> Result<(), Error> {
+/// Removes what [`add_masquerade`] created; what is already gone is skipped.
+pub fn delete_masquerade(network: &str, container_id: &str, ips: &[IpAddr]) -> Result<(), Error> {
     let chain = chain_name(network, container_id);
     let comment = comment(network, container_id);
     let quoted = quoted(&comment);
@@ -104,32 +105,17 @@ pub fn del(network: &str, container_id: &str, ips: &[IpAddr]) -> Result<(), Erro
     Ok(())
 }
 
-fn iptables(v6: bool) -> &'static str {
-    if v6 { "ip6tables" } else { "iptables" }
-}
-
-/// Whether the container's chain exists (for DEL and CHECK).
-pub fn chain_exists(v6: bool, chain: &str) -> bool {
-    Command::new(iptables(v6))
-        .args(["-w", "-t", "nat", "-nL", chain])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// Whether the container's chain exists. A host without iptables has none.
+fn chain_exists(v6: bool, chain: &str) -> bool {
+    iptables::chain_exists(v6, "nat", chain).unwrap_or(false)
 }
 
 fn rule_exists(v6: bool, rule: &[&str]) -> bool {
-    Command::new(iptables(v6))
-        .args(["-w", "-t", "nat", "-C", "POSTROUTING"])
-        .args(rule)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    iptables::rule_exists(v6, "nat", "POSTROUTING", rule).unwrap_or(false)
 }
 
 /// Whether the container's address still jumps to its chain.
-pub fn present(network: &str, container_id: &str, ip: IpAddr) -> bool {
+pub fn masquerade_present(network: &str, container_id: &str, ip: IpAddr) -> bool {
     let chain = chain_name(network, container_id);
     let comment = comment(network, container_id);
     rule_exists(

@@ -7,7 +7,7 @@
 //! once, so no lock is needed; reading one attachment costs one open, whatever the count.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -22,7 +22,7 @@ pub struct StateError {
     source: std::io::Error,
 }
 
-fn io(op: &'static str, path: &Path, source: std::io::Error) -> StateError {
+pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> StateError {
     StateError {
         op,
         path: path.to_path_buf(),
@@ -73,16 +73,8 @@ impl StateDir {
     ) -> Result<(), StateError> {
         fs::create_dir_all(&self.dir).map_err(|e| io("create", &self.dir, e))?;
         let target = self.file(container_id, ifname);
-        let tmp = self.dir.join(format!(".tmp-{}", std::process::id()));
         let bytes = serde_json::to_vec(state).map_err(|e| io("encode", &target, e.into()))?;
-        let written = fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&bytes))
-            .and_then(|()| fs::rename(&tmp, &target));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(io("write", &target, e));
-        }
-        Ok(())
+        crate::files::write_atomic(&target, &bytes).map_err(|e| io("write", &target, e))
     }
 
     /// The attachment's state; `None` when there is none or it cannot be read (a stale or
@@ -117,7 +109,7 @@ impl StateDir {
         };
         let mut states = Vec::new();
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            if crate::files::is_temporary(&entry.file_name()) {
                 continue;
             }
             if let Ok(bytes) = fs::read(entry.path())
@@ -163,27 +155,4 @@ mod tests {
         dir.save(&long, "eth0", &S { ips: vec![] }).unwrap();
         assert!(dir.load::<S>(&long, "eth0").is_some());
     }
-}
-
-/// An exclusive lock on a file of a plugin's data directory, held until dropped: for work
-/// that concurrent invocations must not interleave (creating shared packet-filter
-/// structure, rewriting a table).
-#[derive(Debug)]
-pub struct DirLock {
-    _file: fs::File,
-}
-
-/// Locks `<dir>/<name>`, creating the directory and the file when missing; waits for a
-/// holder in another process.
-pub fn lock_in(dir: &Path, name: &str) -> Result<DirLock, StateError> {
-    fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
-    let path = dir.join(name);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io("open", &path, e))?;
-    file.lock().map_err(|e| io("lock", &path, e))?;
-    Ok(DirLock { _file: file })
 }

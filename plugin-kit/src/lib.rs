@@ -1,0 +1,33 @@
+//! What every plugin shares, written once: the attachment state DEL and GC rely on, locks,
+//! opening the container's netns (and tolerating its absence on DEL), the mapping of kernel
+//! and state errors to CNI codes, teardown that goes on past a failure and reports all of
+//! them, whether an attachment is stale for GC, and the config keys several plugins accept.
+//!
+//! A plugin crate has the same shape everywhere (see docs/architecture.md): `config.rs`
+//! parses and validates, `add.rs`/`del.rs`/`check.rs`/`gc.rs` do the work with this kit and
+//! `cni::Undo`, and its `impl Plugin` only delegates.
+
+mod check;
+mod config;
+mod errors;
+mod files;
+mod forwarding;
+mod gc;
+pub mod masq_iptables;
+mod netns;
+mod nft;
+mod state;
+mod teardown;
+mod veth;
+
+pub use check::{expect_addresses_and_routes, expect_mac, prev_interface, required_prev_result};
+pub use config::{MTU_RANGE, MasqBackend, data_dir, masq_backend, parse_mac, validate_mtu};
+pub use errors::{KernelResultExt, kernel_error, state_error};
+pub use files::{DirLock, is_temporary, lock_in, write_atomic};
+pub use forwarding::enable_forwarding;
+pub use gc::{is_listed, is_stale};
+pub use netns::{netns_for_del, open_netns};
+pub use nft::{NftSession, net_id, nft_error, with_structure_lock};
+pub use state::{StateDir, StateError};
+pub use teardown::Teardown;
+pub use veth::create_veth_pair;

@@ -1,0 +1,63 @@
+//! The veth pair of a veth-based plugin (bridge, ptp): the container end made directly in the
+//! container's netns under CNI_IFNAME, the host end under a random `veth<hex>` name.
+
+use cni::{Error, Request, Undo};
+use cni_netlink::{Link, MacAddr, NetNs, Netlink, VethOptions, random_link_name};
+
+use crate::KernelResultExt;
+
+/// Creates the pair and records its deletion in `undo`; returns the host end. An existing
+/// CNI_IFNAME in the container is the runtime's error (code 4: the spec asks ADD to fail);
+/// a random host name that happens to be taken is retried.
+pub fn create_veth_pair(
+    host: &mut Netlink,
+    ns: &NetNs,
+    req: &Request,
+    mtu: Option<u32>,
+    container_mac: Option<MacAddr>,
+    undo: &mut Undo,
+) -> Result<Link, Error> {
+    let opts = VethOptions {
+        mtu,
+        host_mac: None,
+        peer_mac: container_mac,
+    };
+    let mut attempts = 0;
+    let name = loop {
+        let name = random_link_name("veth").cni()?;
+        match host.create_veth(&name, req.ifname(), ns, &opts) {
+            Ok(()) => break name,
+            Err(e) if e.is_exists() => {
+                let host_name_taken = host.get_link(&name).cni()?.is_some();
+                if !host_name_taken {
+                    return Err(Error::invalid_env(format!(
+                        "CNI_IFNAME {}: an interface of that name already exists in {}",
+                        req.ifname(),
+                        req.netns()
+                    )));
+                }
+                attempts += 1;
+                if attempts == 3 {
+                    return Err(crate::kernel_error(e).context("create veth pair"));
+                }
+            }
+            Err(e) => {
+                let mut err = crate::kernel_error(e)
+                    .context(format!("create veth pair {name}/{}", req.ifname()));
+                if let Some(mtu) = mtu {
+                    err.msg.push_str(&format!(" (mtu {mtu} refused?)"));
+                }
+                return Err(err);
+            }
+        }
+    };
+    let host_name = name.clone();
+    undo.push(format!("delete veth {host_name}"), move || {
+        Netlink::host()
+            .and_then(|mut nl| nl.delete_link(host_name.as_str()).map(|_| ()))
+            .map_err(|e| e.to_string())
+    });
+    host.get_link(&name)
+        .cni()?
+        .ok_or_else(|| Error::internal(format!("veth {name} vanished")))
+}

@@ -1,0 +1,130 @@
+//! DEL: release IPAM, delete the pair (the host end, its gateway address and host routes go
+//! with it), take the container's addresses out of the masquerade rules; whatever is already
+//! gone is fine. Every step runs even if an earlier one failed, and the state file goes only
+//! when all succeeded, for the runtime's retry.
+
+use cni::{Command, Error, Request, delegate};
+use cni_netlink::{IpNetwork, Netlink};
+use plugin_kit::{KernelResultExt, MasqBackend, NftSession, Teardown, masq_iptables};
+
+use crate::config::Config;
+use crate::{AttachmentState, masq};
+
+pub fn del(req: &Request) -> Result<(), Error> {
+    let states = crate::state_dir(req);
+    let state: Option<AttachmentState> = states.load(req.container_id(), req.ifname());
+    let mut teardown = Teardown::new();
+    if let Some(ipam) = &req.conf.ipam_type {
+        teardown.step("ipam", || delegate::run(ipam, Command::Del, req));
+    }
+    // The addresses the masquerade rules were made for: recorded at ADD, else in prevResult,
+    // else on the container's interface (kind's DEL has no prevResult).
+    let mut addresses = state
+        .as_ref()
+        .map(|s| s.addresses.clone())
+        .unwrap_or_else(|| prev_result_addresses(req));
+    teardown.step("delete the container's interface", || {
+        let found = delete_pair(req, state.as_ref())?;
+        if addresses.is_empty() {
+            addresses = found;
+        }
+        Ok(())
+    });
+    let backends = match &state {
+        Some(s) => s.masq.into_iter().collect(),
+        None if Config::masq_wanted_for_del(req) => {
+            vec![MasqBackend::Nftables, MasqBackend::Iptables]
+        }
+        None => Vec::new(),
+    };
+    teardown.step("masquerade", || {
+        release_masquerade(&req.conf.name, req.container_id(), &backends, &addresses)
+    });
+    if teardown.is_clean() {
+        states
+            .remove(req.container_id(), req.ifname())
+            .map_err(plugin_kit::state_error)?;
+    }
+    teardown.finish()
+}
+
+fn prev_result_addresses(req: &Request) -> Vec<IpNetwork> {
+    req.conf
+        .prev_result
+        .iter()
+        .flat_map(|r| r.ips.iter())
+        .map(|ip| ip.address)
+        .collect()
+}
+
+/// Deletes the container end (which takes the host end along) and returns the addresses it
+/// had. With the netns gone, the host end the state names is deleted if it is still there.
+fn delete_pair(req: &Request, state: Option<&AttachmentState>) -> Result<Vec<IpNetwork>, Error> {
+    let Some(ns) = plugin_kit::netns_for_del(req.netns())? else {
+        if let Some(s) = state {
+            delete_host_end(&s.host_veth)?;
+        }
+        return Ok(Vec::new());
+    };
+    let mut nl = Netlink::in_netns(&ns).cni()?;
+    let Some(link) = nl.get_link(req.ifname()).cni()? else {
+        return Ok(Vec::new());
+    };
+    let addresses = nl
+        .list_addresses(link.index)
+        .cni()?
+        .into_iter()
+        .map(|a| a.addr)
+        .filter(|a| !is_link_local(a))
+        .collect();
+    // Unregistering a link waits for RCU (13 ms and more); the detached delete frees the
+    // name at once and leaves that wait to a child process.
+    nl.delete_link_detached(link.index).cni()?;
+    Ok(addresses)
+}
+
+fn is_link_local(a: &IpNetwork) -> bool {
+    match a {
+        IpNetwork::V4(v4) => v4.ip().is_link_local(),
+        IpNetwork::V6(v6) => v6.ip().is_unicast_link_local(),
+    }
+}
+
+/// The host end of a pair, if it still exists and is a veth (a name reused by something else
+/// is left alone).
+pub fn delete_host_end(name: &str) -> Result<(), Error> {
+    let mut host = Netlink::host().cni()?;
+    if let Some(link) = host.get_link(name).cni()?
+        && link.kind.as_deref() == Some("veth")
+    {
+        host.delete_link_detached(link.index).cni()?;
+    }
+    Ok(())
+}
+
+/// Takes the addresses out of the masquerade rules of each backend that may hold them.
+pub fn release_masquerade(
+    network: &str,
+    container_id: &str,
+    backends: &[MasqBackend],
+    addresses: &[IpNetwork],
+) -> Result<(), Error> {
+    if addresses.is_empty() {
+        return Ok(());
+    }
+    for backend in backends {
+        match backend {
+            MasqBackend::Nftables => {
+                let mut nft = NftSession::default();
+                let released = masq::release(&mut nft, network, addresses);
+                nft.finish();
+                released?;
+            }
+            MasqBackend::Iptables => {
+                let ips: Vec<_> = addresses.iter().map(|a| a.ip()).collect();
+                masq_iptables::delete_masquerade(network, container_id, &ips)?;
+            }
+        }
+    }
+    Ok(())
+}

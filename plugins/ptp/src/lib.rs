@@ -1,0 +1,67 @@
+//! The ptp plugin: a veth pair routed rather than bridged. The container end gets its
+//! address with the real prefix and reaches everything, its own subnet included, through the
+//! gateway; the host end carries the gateway address as a /32 (/128) and the host routes to
+//! the container's addresses over it. This is the pod network of kind nodes (kindnetd writes
+//! `ptp` + `host-local` + `portmap`).
+
+mod add;
+mod check;
+mod config;
+mod del;
+mod gc;
+mod masq;
+
+use std::net::IpAddr;
+
+use cni::{CniResult, Command, Error, Plugin, Request, delegate};
+use cni_netlink::IpNetwork;
+use plugin_kit::{MasqBackend, StateDir};
+use serde::{Deserialize, Serialize};
+
+pub use config::{Config, DEFAULT_DATA_DIR};
+
+pub struct Ptp;
+
+impl Plugin for Ptp {
+    fn add(&self, req: &Request) -> Result<CniResult, Error> {
+        add::add(req)
+    }
+    fn del(&self, req: &Request) -> Result<(), Error> {
+        del::del(req)
+    }
+    fn check(&self, req: &Request) -> Result<(), Error> {
+        check::check(req)
+    }
+    /// Ready when IPAM is: the plugin itself needs nothing to serve ADD.
+    fn status(&self, req: &Request) -> Result<(), Error> {
+        match &req.conf.ipam_type {
+            Some(ipam) => delegate::run(ipam, Command::Status, req),
+            None => Ok(()),
+        }
+    }
+    fn gc(&self, req: &Request) -> Result<(), Error> {
+        gc::gc(req)
+    }
+}
+
+/// What DEL and GC need about an attachment when the runtime sends nothing but its key
+/// (kind's cniVersion 0.3.1 gets no prevResult on DEL).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentState {
+    pub container_id: String,
+    pub ifname: String,
+    pub netns: String,
+    pub host_veth: String,
+    /// The container's addresses with their prefixes (the masquerade sets are per subnet).
+    pub addresses: Vec<IpNetwork>,
+    pub masq: Option<MasqBackend>,
+}
+
+fn state_dir(req: &Request) -> StateDir {
+    StateDir::new(&Config::data_dir_of(req), &req.conf.name)
+}
+
+/// `ip` as a host network (`ip/32`, `ip/128`).
+fn host_net(ip: IpAddr) -> IpNetwork {
+    IpNetwork::from(ip)
+}
