@@ -122,6 +122,11 @@ impl Error {
         matches!(self, Error::Kernel { errno, .. } if *errno == libc::EEXIST)
     }
 
+    /// The kernel lacks what was asked for (a link kind, a qdisc, a feature): EOPNOTSUPP.
+    pub fn is_not_supported(&self) -> bool {
+        matches!(self, Error::Kernel { errno, .. } if *errno == libc::EOPNOTSUPP)
+    }
+
     /// The netns path names no namespace any more: it does not exist, or it is no longer
     /// a network namespace (a leftover file whose bind mount is gone). DEL treats this as
     /// "nothing left to delete".

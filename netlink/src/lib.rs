@@ -19,6 +19,7 @@ pub mod nft;
 mod route;
 mod socket;
 mod sysctl;
+pub mod tc;
 #[cfg(test)]
 mod testutil;
 mod tools;

@@ -175,6 +175,8 @@ pub struct Link {
     /// For a bridge port: its port options (the `IFLA_INFO_SLAVE_DATA` the kernel adds to
     /// every port's link message).
     pub bridge_port: Option<BridgePortInfo>,
+    /// `IFLA_IFALIAS`: the link's free-text alias (`ip link set DEV alias TEXT`).
+    pub alias: Option<String>,
 }
 
 /// `IFLA_OPERSTATE` values (`IF_OPER_*`).
@@ -402,11 +404,13 @@ impl Link {
             macvlan_mode: None,
             ipvlan_mode: None,
             bridge_port: None,
+            alias: None,
         };
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(name) => link.name = name,
                 LinkAttribute::Mtu(mtu) => link.mtu = mtu,
+                LinkAttribute::IfAlias(alias) => link.alias = Some(alias),
                 LinkAttribute::TxQueueLen(len) => link.txqlen = len,
                 LinkAttribute::Address(bytes) => {
                     link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);

@@ -1,0 +1,3 @@
+fn main() {
+    cni::skel::run("bandwidth", &bandwidth::Bandwidth);
+}
