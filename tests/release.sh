@@ -75,4 +75,28 @@ while read -r path; do
 done <<<"$listed"
 if apt-cache show cni-rs >/dev/null 2>&1; then fail "Debian has a package named cni-rs"; fi
 ok "the .deb's files and name are nobody else's"
+# scripts/install.sh: examples only when named, never over or ahead of an existing config.
+BIN=$TMP/opt-cni-bin CONFD=$TMP/net.d
+mkdir -p "$CONFD"
+CNI_BIN_DIR=$BIN scripts/install.sh --conf-dir "$CONFD" --config 10-kindnet >/dev/null ||
+    fail "install.sh --config 10-kindnet"
+[ -x "$BIN/ptp" ] && [ -x "$BIN/bandwidth" ] && [ -x "$BIN/cni-dns" ] || fail "install.sh left out binaries"
+[ "$(ls "$CONFD")" = "10-kindnet.conflist" ] || fail "install.sh installed: $(ls "$CONFD")"
+CNI_BIN_DIR=$BIN scripts/install.sh >/dev/null || fail "install.sh without configs"
+[ "$(ls "$CONFD")" = "10-kindnet.conflist" ] || fail "install.sh without --config touched $CONFD"
+if CNI_BIN_DIR=$BIN scripts/install.sh --conf-dir "$CONFD" --config 10-kindnet 2>/dev/null; then
+    fail "install.sh overwrote an existing config"
+fi
+echo '{"cniVersion":"1.0.0","name":"mine","plugins":[{"type":"bridge"}]}' > "$CONFD/20-mine.conflist"
+if CNI_BIN_DIR=$BIN scripts/install.sh --conf-dir "$CONFD" --config 10-containerd-net 2>/dev/null; then
+    fail "install.sh put an example ahead of an existing config"
+fi
+CNI_BIN_DIR=$BIN scripts/install.sh --conf-dir "$CONFD" --config nerdctl-bridge >/dev/null ||
+    fail "install.sh --config nerdctl-bridge (sorts after 20-mine)"
+if scripts/install.sh --conf-dir "$CONFD" --config no-such-example 2>/dev/null; then
+    fail "install.sh took an unknown example"
+fi
+[ "$(ls "$CONFD" | tr '\n' ' ')" = "10-kindnet.conflist 20-mine.conflist nerdctl-bridge.conflist " ] ||
+    fail "install.sh left: $(ls "$CONFD")"
+ok "install.sh installs the binaries, and examples only when named, never over or ahead of a config"
 echo "release artifacts: all checks passed"

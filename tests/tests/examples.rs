@@ -21,32 +21,58 @@ fn examples() -> Vec<PathBuf> {
     files
 }
 
-/// The example with every `dataDir` pointed into the sandbox.
-fn sandboxed(path: &PathBuf, sandbox: &Sandbox) -> NetworkConfigList {
+/// The example with every plugin's state in the sandbox: IPAM's `dataDir`, and the
+/// `dataDir` our plugins keep their attachment state in (default under /run/cni).
+fn sandboxed(path: &PathBuf, sandbox: &Sandbox) -> Value {
     let mut value: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     for plugin in value["plugins"].as_array_mut().unwrap() {
-        if plugin["ipam"]["dataDir"].is_string() {
+        if plugin["ipam"].is_object() {
             plugin["ipam"]["dataDir"] = Value::from(sandbox.data_dir().to_str().unwrap());
         }
+        let kind = plugin["type"].as_str().unwrap_or("plugin").to_string();
+        plugin["dataDir"] = Value::from(sandbox.data_dir().join(kind).to_str().unwrap());
     }
-    sandbox.conflist(&value)
+    value
 }
 
 #[test]
 fn every_example_runs_a_full_cycle() {
     for path in examples() {
         NetworkConfigList::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let sandbox = Sandbox::new();
-        let list = sandboxed(&path, &sandbox);
-        let cni = sandbox.ours();
-        let container = sandbox.container();
-        let rt = RuntimeConf::new("example", container.path_str(), "eth0");
-        let result = cni
-            .add_network_list(&list, &rt)
-            .unwrap_or_else(|e| panic!("{}: ADD: {e}", path.display()));
-        assert!(!result.ips.is_empty(), "{}: {result:?}", path.display());
-        cni.check_network_list(&list, &rt).unwrap();
-        cni.status_network_list(&list).unwrap();
+        let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        run_cycle(&path, None);
+        // Configs of versions without CHECK, STATUS and GC (kindnet's 0.3.1) get them too,
+        // on the same chain at 1.1.0.
+        if value["cniVersion"] != "1.1.0" {
+            run_cycle(&path, Some("1.1.0"));
+        }
+    }
+}
+
+/// ADD, then what the version allows of CHECK, STATUS and GC (keeping the attachment), DEL
+/// twice; nothing of the attachment may be left.
+fn run_cycle(path: &PathBuf, version: Option<&str>) {
+    let what = format!("{} at {}", path.display(), version.unwrap_or("its version"));
+    let sandbox = Sandbox::new();
+    let mut value = sandboxed(path, &sandbox);
+    if let Some(v) = version {
+        value["cniVersion"] = Value::from(v);
+    }
+    let list = sandbox.conflist(&value);
+    let cni = sandbox.ours();
+    let container = sandbox.container();
+    let rt = RuntimeConf::new("example", container.path_str(), "eth0");
+    let result = cni
+        .add_network_list(&list, &rt)
+        .unwrap_or_else(|e| panic!("{what}: ADD: {e}"));
+    assert!(!result.ips.is_empty(), "{what}: {result:?}");
+    if list.cni_version.has_check() {
+        cni.check_network_list(&list, &rt)
+            .unwrap_or_else(|e| panic!("{what}: CHECK: {e}"));
+    }
+    if list.cni_version.has_status_and_gc() {
+        cni.status_network_list(&list)
+            .unwrap_or_else(|e| panic!("{what}: STATUS: {e}"));
         cni.gc_network_list(
             &list,
             Some(&[cni::Attachment {
@@ -54,9 +80,14 @@ fn every_example_runs_a_full_cycle() {
                 ifname: "eth0".into(),
             }]),
         )
-        .unwrap();
-        cni.check_network_list(&list, &rt).unwrap();
-        cni.del_network_list(&list, &rt).unwrap();
-        cni.del_network_list(&list, &rt).unwrap();
+        .unwrap_or_else(|e| panic!("{what}: GC: {e}"));
+        cni.check_network_list(&list, &rt)
+            .unwrap_or_else(|e| panic!("{what}: CHECK after GC: {e}"));
     }
+    cni.del_network_list(&list, &rt)
+        .unwrap_or_else(|e| panic!("{what}: DEL: {e}"));
+    cni.del_network_list(&list, &rt)
+        .unwrap_or_else(|e| panic!("{what}: DEL again: {e}"));
+    let left = cni_tests::fixtures::allocations(&sandbox.data_dir().join(&list.name));
+    assert!(left.is_empty(), "{what}: addresses left: {left:?}");
 }
