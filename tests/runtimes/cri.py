@@ -3,6 +3,11 @@
 
     cri.py image OUT.tar ROOTFS_DIR REF          build a docker-archive image of a rootfs
     cri.py run SOCKET REF HOST_PORT CGROUP_PARENT two pods, a server and a client, then teardown
+    cri.py pod SOCKET REF NAME CGROUP_PARENT [HOST_PORT] [KEY=VALUE...]
+                                                 one pod (annotations KEY=VALUE) running an
+                                                 httpd on port 80; prints its ids and IP
+    cri.py exec SOCKET CONTAINER CMD...          runs CMD in the container; prints exit, stdout
+    cri.py remove SOCKET POD                     stop and remove a pod, as kubelet does
 
 `run` must run inside the sandbox host's netns (it connects to the published port). It
 prints one JSON object with what it saw; the Rust test asserts on it. Stubs come from PyPI's
@@ -156,11 +161,90 @@ def run(sock, ref, host_port, cgroup_parent):
     print(json.dumps(out))
 
 
+def connect(sock):
+    import grpc
+    from cri_api.v1 import api_pb2_grpc as rpc
+    from cri_api.v1 import api_pb2 as api
+
+    rt = rpc.RuntimeServiceStub(grpc.insecure_channel("unix://" + sock))
+    deadline = time.time() + 20
+    while True:
+        try:
+            rt.Version(api.VersionRequest(), timeout=2)
+            return rt, api, grpc
+        except grpc.RpcError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def pod(sock, ref, name, cgroup_parent, host_port=None, annotations=()):
+    """RunPodSandbox (with a hostPort to 80 and annotations, as kubelet passes a pod's) and an
+    httpd container serving /www; the pod's IP."""
+    rt, api, _ = connect(sock)
+    ports = []
+    if host_port:
+        ports = [api.PortMapping(protocol=api.TCP, container_port=80, host_port=int(host_port))]
+    cfg = api.PodSandboxConfig(
+        metadata=api.PodSandboxMetadata(name=name, namespace="default", uid=str(uuid.uuid4())),
+        hostname=name,
+        log_directory="",
+        port_mappings=ports,
+        annotations=dict(a.split("=", 1) for a in annotations),
+        linux=api.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent),
+    )
+    pod_id = rt.RunPodSandbox(api.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
+    status = rt.PodSandboxStatus(api.PodSandboxStatusRequest(pod_sandbox_id=pod_id)).status
+    ccfg = api.ContainerConfig(
+        metadata=api.ContainerMetadata(name="httpd"),
+        image=api.ImageSpec(image=ref),
+        command=["/bin/httpd", "-f", "-p", "80", "-h", "/www"],
+        linux=api.LinuxContainerConfig(),
+    )
+    cid = rt.CreateContainer(
+        api.CreateContainerRequest(pod_sandbox_id=pod_id, config=ccfg, sandbox_config=cfg)
+    ).container_id
+    rt.StartContainer(api.StartContainerRequest(container_id=cid))
+    print(json.dumps({"pod": pod_id, "container": cid, "ip": status.network.ip}))
+
+
+def exec_in(sock, cid, cmd):
+    rt, api, _ = connect(sock)
+    r = rt.ExecSync(api.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=20))
+    print(json.dumps({"exit": r.exit_code, "stdout": r.stdout.decode(errors="replace"),
+                      "stderr": r.stderr.decode(errors="replace")}))
+
+
+def remove(sock, pod_id):
+    """StopPodSandbox (CNI DEL with the netns) then RemovePodSandbox (containerd DELs again,
+    with CNI_NETNS="")."""
+    rt, api, grpc = connect(sock)
+    errors = []
+    for call, req in [
+        (rt.StopPodSandbox, api.StopPodSandboxRequest(pod_sandbox_id=pod_id)),
+        (rt.RemovePodSandbox, api.RemovePodSandboxRequest(pod_sandbox_id=pod_id)),
+    ]:
+        try:
+            call(req, timeout=60)
+        except grpc.RpcError as e:
+            errors.append(f"{call._method}: {e.details()}")
+    left = len(rt.ListPodSandbox(api.ListPodSandboxRequest()).items)
+    print(json.dumps({"errors": errors, "pods_left": left}))
+
+
 def main():
     if sys.argv[1] == "image":
         build_image(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "run":
         run(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    elif sys.argv[1] == "pod":
+        port = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6].isdigit() else None
+        annotations = [a for a in sys.argv[6:] if "=" in a]
+        pod(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], port, annotations)
+    elif sys.argv[1] == "exec":
+        exec_in(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif sys.argv[1] == "remove":
+        remove(sys.argv[2], sys.argv[3])
     else:
         sys.exit(f"unknown command {sys.argv[1]}")
 

@@ -34,6 +34,8 @@ const PLUGINS: &[&str] = &[
     "tuning",
     "dnsname",
     "cni-dns",
+    "ptp",
+    "bandwidth",
 ];
 
 pub struct RuntimeSandbox {
@@ -109,7 +111,86 @@ impl RuntimeSandbox {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
         std::fs::write(root.join("www/index.html"), "hello from the container\n").unwrap();
+        // /cgi-bin/ip answers with the address the request came from, as the server saw it.
+        std::fs::create_dir_all(root.join("www/cgi-bin")).unwrap();
+        let cgi = root.join("www/cgi-bin/ip");
+        std::fs::write(
+            &cgi,
+            "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         root
+    }
+
+    /// Starts containerd 1.6 with its CRI plugin in this sandbox (root, state, socket and CNI
+    /// conf dir in the temp dir; `bin_dir` our plugins only; `conflist` as its one network
+    /// config) and imports the busybox image; the CRI client for it.
+    pub fn start_containerd(&mut self, conflist_file: &str, conflist: &serde_json::Value) -> Cri {
+        let t = self.dir.path().display().to_string();
+        for sub in ["ctd/net.d", "ctd/root", "ctd/state"] {
+            std::fs::create_dir_all(self.path(sub)).unwrap();
+        }
+        std::fs::write(
+            self.path("ctd/net.d").join(conflist_file),
+            serde_json::to_vec_pretty(conflist).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            self.path("ctd/config.toml"),
+            format!(
+                "version = 2\n\
+                 root = \"{t}/ctd/root\"\n\
+                 state = \"{t}/ctd/state\"\n\
+                 [grpc]\n  address = \"{t}/ctd/containerd.sock\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\"]\n\
+                 \x20 restrict_oom_score_adj = true\n\
+                 \x20 sandbox_image = \"{IMAGE}\"\n\
+                 \x20 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n\
+                 \x20   snapshotter = \"native\"\n\
+                 \x20 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
+                 \x20   bin_dir = \"{t}/bin\"\n\
+                 \x20   conf_dir = \"{t}/ctd/net.d\"\n"
+            ),
+        )
+        .unwrap();
+        let python = cri_python().unwrap_or_else(|e| panic!("CRI client setup: {e}"));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes/cri.py");
+        let rootfs = self.rootfs();
+        let image = self.path("image.tar");
+        check(
+            Command::new(&python)
+                .arg(&script)
+                .args(["image", &image.display().to_string()])
+                .arg(&rootfs)
+                .arg(IMAGE)
+                .output()
+                .unwrap(),
+            "build image",
+        );
+        let sock = self.path("ctd/containerd.sock");
+        self.start_holder(
+            &format!("containerd --config {t}/ctd/config.toml"),
+            "containerd.log",
+            Some(&sock),
+        );
+        let sock = sock.display().to_string();
+        check(
+            Command::new("ctr")
+                .args(["-a", &sock, "-n", "k8s.io", "images", "import"])
+                .args(["--snapshotter", "native"])
+                .arg(&image)
+                .output()
+                .unwrap(),
+            "ctr images import",
+        );
+        Cri {
+            python,
+            script,
+            sock,
+            cgroup_parent: format!("/{}", self.cgroup_parent),
+        }
     }
 
     /// Starts `command` as the holder (see the module doc); waits for `ready` to exist when
@@ -263,6 +344,83 @@ impl Drop for RuntimeSandbox {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The image every runtime test's pods run: busybox, an httpd document root at /www.
+pub const IMAGE: &str = "localhost/bb:latest";
+
+/// A CRI client of one containerd (tests/runtimes/cri.py), making pods as kubelet makes them.
+pub struct Cri {
+    pub python: PathBuf,
+    pub script: PathBuf,
+    pub sock: String,
+    cgroup_parent: String,
+}
+
+/// A pod made by [`Cri::pod`]: its sandbox, its httpd container and its IP.
+#[derive(Debug, Clone)]
+pub struct Pod {
+    pub id: String,
+    pub container: String,
+    pub ip: String,
+}
+
+impl Cri {
+    fn run(&self, args: &[&str]) -> serde_json::Value {
+        let out = check(
+            Command::new(&self.python)
+                .arg(&self.script)
+                .args(args)
+                .output()
+                .unwrap(),
+            &format!("cri.py {}", args.first().copied().unwrap_or_default()),
+        );
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// RunPodSandbox with a hostPort to 80 and annotations, and its httpd container.
+    pub fn pod(&self, name: &str, host_port: Option<u16>, annotations: &[(&str, &str)]) -> Pod {
+        let mut args = vec![
+            "pod".to_string(),
+            self.sock.clone(),
+            IMAGE.to_string(),
+            name.to_string(),
+            self.cgroup_parent.clone(),
+        ];
+        if let Some(port) = host_port {
+            args.push(port.to_string());
+        }
+        args.extend(annotations.iter().map(|(k, v)| format!("{k}={v}")));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let v = self.run(&refs);
+        Pod {
+            id: v["pod"].as_str().unwrap().to_string(),
+            container: v["container"].as_str().unwrap().to_string(),
+            ip: v["ip"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Runs a command in a pod's container: its exit code and output.
+    pub fn exec(&self, pod: &Pod, cmd: &[&str]) -> (i64, String) {
+        let mut args = vec!["exec", self.sock.as_str(), pod.container.as_str()];
+        args.extend_from_slice(cmd);
+        let v = self.run(&args);
+        (
+            v["exit"].as_i64().unwrap_or(-1),
+            v["stdout"].as_str().unwrap_or_default().trim().to_string(),
+        )
+    }
+
+    /// StopPodSandbox then RemovePodSandbox; the errors of both (none expected).
+    pub fn remove(&self, pod: &Pod) -> Vec<String> {
+        let v = self.run(&["remove", &self.sock, &pod.id]);
+        v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap_or_default().to_string())
+            .collect()
     }
 }
 

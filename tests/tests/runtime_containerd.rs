@@ -14,13 +14,11 @@
 #[path = "../runtimes/harness.rs"]
 mod harness;
 
-use std::path::Path;
 use std::process::Command;
 
-use harness::{RuntimeSandbox, check, cri_python, require_tools};
+use harness::{IMAGE, RuntimeSandbox, check, require_tools};
 use serde_json::{Value, json};
 
-const IMAGE: &str = "localhost/bb:latest";
 const HOST_PORT: u16 = 18081;
 
 /// The network podman 4 generates for `podman network create`, as a CNI conf file.
@@ -56,78 +54,13 @@ fn containerd_cri_runs_pods_on_our_plugins_alone() {
         sb.has_plugin("portmap"),
         "run `cargo build --workspace` first"
     );
-    let python = cri_python().unwrap_or_else(|e| panic!("CRI client setup: {e}"));
-    let cri = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes/cri.py");
-    let t = sb.dir.path().display().to_string();
-    for sub in ["ctd/net.d", "ctd/root", "ctd/state"] {
-        std::fs::create_dir_all(sb.path(sub)).unwrap();
-    }
-    std::fs::write(
-        sb.path("ctd/net.d/10-ctdnet.conflist"),
-        serde_json::to_vec_pretty(&podman_shaped_conflist()).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        sb.path("ctd/config.toml"),
-        format!(
-            "version = 2\n\
-             root = \"{t}/ctd/root\"\n\
-             state = \"{t}/ctd/state\"\n\
-             [grpc]\n  address = \"{t}/ctd/containerd.sock\"\n\
-             [plugins.\"io.containerd.grpc.v1.cri\"]\n\
-             \x20 restrict_oom_score_adj = true\n\
-             \x20 sandbox_image = \"{IMAGE}\"\n\
-             \x20 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n\
-             \x20   snapshotter = \"native\"\n\
-             \x20 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
-             \x20   bin_dir = \"{t}/bin\"\n\
-             \x20   conf_dir = \"{t}/ctd/net.d\"\n"
-        ),
-    )
-    .unwrap();
-    let rootfs = sb.rootfs();
-    let image = sb.path("image.tar");
-    check(
-        Command::new(&python)
-            .arg(&cri)
-            .args(["image", &image.display().to_string()])
-            .arg(&rootfs)
-            .arg(IMAGE)
-            .output()
-            .unwrap(),
-        "build image",
-    );
-    let sock = sb.path("ctd/containerd.sock");
-    sb.start_holder(
-        &format!("containerd --config {t}/ctd/config.toml"),
-        "containerd.log",
-        Some(&sock),
-    );
-    let sock_s = sock.display().to_string();
-    check(
-        Command::new("ctr")
-            .args([
-                "-a",
-                &sock_s,
-                "-n",
-                "k8s.io",
-                "images",
-                "import",
-                "--snapshotter",
-                "native",
-            ])
-            .arg(&image)
-            .output()
-            .unwrap(),
-        "ctr images import",
-    );
-
+    let cri = sb.start_containerd("10-ctdnet.conflist", &podman_shaped_conflist());
     let out = check(
         Command::new("ip")
             .args(["netns", "exec", sb.host.name()])
-            .arg(&python)
-            .arg(&cri)
-            .args(["run", &sock_s, IMAGE, &HOST_PORT.to_string()])
+            .arg(&cri.python)
+            .arg(&cri.script)
+            .args(["run", &cri.sock, IMAGE, &HOST_PORT.to_string()])
             .arg(format!("/{}", sb.cgroup_parent))
             .output()
             .unwrap(),

@@ -11,6 +11,7 @@ use crate::{chained_prev, host_end, ifb_alias, ifb_name};
 
 pub fn add(req: &Request) -> Result<CniResult, Error> {
     let cfg = Config::from_request(req)?;
+    log::debug!("limits: {cfg:?}");
     if cfg.is_empty() {
         return Ok(req.conf.prev_result.clone().unwrap_or_default());
     }

@@ -5,7 +5,7 @@
 //! reference. Rate and burst come together; both are validated before anything is made.
 
 use cni::{Error, Request};
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 /// One direction's limit: bits per second and bucket size in bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +22,8 @@ pub struct Config {
     pub egress: Option<Limit>,
 }
 
-#[derive(Deserialize, Default, Debug, Clone, Copy)]
-#[serde(rename_all = "camelCase")]
+/// One entry's four keys, as read from an object.
+#[derive(Default, Debug, Clone, Copy)]
 struct Entry {
     ingress_rate: Option<u64>,
     ingress_burst: Option<u64>,
@@ -32,6 +32,29 @@ struct Entry {
 }
 
 impl Entry {
+    /// The keys of `obj`, matched without regard to case as Go's encoding/json matches them
+    /// (containerd sends `IngressRate`, the field names of go-cni's struct). A value that is
+    /// not a non-negative integer is a decoding error naming the key.
+    fn read(obj: &Map<String, Value>, source: &str) -> Result<Entry, Error> {
+        let get = |key: &str| -> Result<Option<u64>, Error> {
+            let Some((name, value)) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) else {
+                return Ok(None);
+            };
+            match value {
+                Value::Null => Ok(None),
+                v => v.as_u64().map(Some).ok_or_else(|| {
+                    Error::decoding(format!("{source}{name}: {v} is not a non-negative integer"))
+                }),
+            }
+        };
+        Ok(Entry {
+            ingress_rate: get("ingressRate")?,
+            ingress_burst: get("ingressBurst")?,
+            egress_rate: get("egressRate")?,
+            egress_burst: get("egressBurst")?,
+        })
+    }
+
     fn is_set(&self) -> bool {
         self.ingress_rate.is_some()
             || self.ingress_burst.is_some()
@@ -40,25 +63,23 @@ impl Entry {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct Wire {
-    #[serde(flatten)]
-    top: Entry,
-    #[serde(default, rename = "runtimeConfig")]
-    runtime_config: WireRuntime,
-}
-
-#[derive(Deserialize, Default)]
-struct WireRuntime {
-    bandwidth: Option<Entry>,
-}
-
 impl Config {
     pub fn from_request(req: &Request) -> Result<Config, Error> {
-        let wire: Wire = req.conf.parse_as()?;
-        let (entry, source) = match wire.runtime_config.bandwidth {
-            Some(runtime) if !wire.top.is_set() => (runtime, "runtimeConfig.bandwidth."),
-            _ => (wire.top, ""),
+        const RUNTIME: &str = "runtimeConfig.bandwidth.";
+        let empty = Map::new();
+        let top = Entry::read(req.conf.raw.as_object().unwrap_or(&empty), "")?;
+        let runtime = match req.conf.runtime_config.get("bandwidth") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(obj)) => Some(Entry::read(obj, RUNTIME)?),
+            Some(other) => {
+                return Err(Error::decoding(format!(
+                    "runtimeConfig.bandwidth: expected an object, got {other}"
+                )));
+            }
+        };
+        let (entry, source) = match runtime {
+            Some(runtime) if !top.is_set() => (runtime, RUNTIME),
+            _ => (top, ""),
         };
         Ok(Config {
             ingress: limit(source, "ingress", entry.ingress_rate, entry.ingress_burst)?,
@@ -157,6 +178,13 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.egress.unwrap().rate, 2_000_000);
         assert!(parse(json!({})).unwrap().is_empty());
+        // What containerd 1.6 sends: go-cni's field names, matched as Go matches them.
+        let cfg = parse(json!({"runtimeConfig": {"bandwidth":
+            {"IngressRate": 1_000_000, "IngressBurst": 4_294_967_295u64,
+             "EgressRate": 2_000_000, "EgressBurst": 4_294_967_295u64}}}))
+        .unwrap();
+        assert_eq!(cfg.ingress.unwrap().rate, 1_000_000);
+        assert_eq!(cfg.egress.unwrap().rate, 2_000_000);
         assert!(
             parse(json!({"ingressRate": 0, "ingressBurst": 0}))
                 .unwrap()
