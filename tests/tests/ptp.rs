@@ -467,3 +467,34 @@ fn reference_parity_of_routes_and_addresses() {
     }
     assert_eq!(shapes[0], shapes[1]);
 }
+
+/// A node switching to ours: a pod the reference made (with its iptables masquerade chain) is
+/// deleted by our DEL with nothing but what kind sends (0.3.1, no prevResult, no state).
+#[test]
+fn our_del_removes_what_the_reference_made() {
+    if !require_reference_plugins() {
+        return;
+    }
+    let net = Net::v4("0.3.1", json!({"ipMasq": true}));
+    let a = net.sb.container();
+    let r = net
+        .sb
+        .call(reference_bin("ptp"), "ADD")
+        .container("a", a.path_str(), "eth0")
+        .cni_path("/usr/lib/cni")
+        .stdin_json(&net.conf)
+        .run()
+        .assert_ok();
+    let nat = net.sb.host_run(&["iptables-save", "-t", "nat"]);
+    assert!(nat.contains("10.244.1.2"), "{nat}");
+    net.call("DEL", "a", &a).assert_ok_empty();
+    assert_only_lo(&a);
+    let nat = net.sb.host_run(&["iptables-save", "-t", "nat"]);
+    assert!(
+        !nat.contains("10.244.1.2") && !nat.contains("CNI-"),
+        "{nat}"
+    );
+    assert!(net.allocations().is_empty());
+    assert_eq!(link_names(&net.sb.host), vec!["lo"]);
+    let _ = r;
+}
