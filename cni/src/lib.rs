@@ -12,6 +12,7 @@ pub mod linked;
 pub mod logger;
 pub mod result;
 pub mod skel;
+pub mod testing;
 pub mod undo;
 pub mod version;
 

@@ -21,6 +21,21 @@ pub fn prev_interface<'a>(prev: &'a CniResult, name: &str, sandbox: &str) -> Opt
         .find(|i| i.name == name && i.sandbox == sandbox)
 }
 
+/// The interface CNI_IFNAME in CNI_NETNS, which CHECK's `prevResult` must record (code 103
+/// otherwise).
+pub fn expect_prev_interface<'a>(
+    prev: &'a CniResult,
+    req: &Request,
+) -> Result<&'a Interface, Error> {
+    prev_interface(prev, req.ifname(), req.netns()).ok_or_else(|| {
+        Error::check_failed(format!(
+            "prevResult has no interface {} in {}",
+            req.ifname(),
+            req.netns()
+        ))
+    })
+}
+
 /// The link has the MAC `want` records (when it records one).
 pub fn expect_mac(link: &Link, want: &Interface) -> Result<(), Error> {
     if want.mac.is_empty() {

@@ -4,6 +4,14 @@ use std::path::Path;
 
 use cni::{Attachment, Request};
 
+/// STATUS of a plugin that needs nothing itself to serve ADD: its IPAM's, if it has one.
+pub fn ipam_status(req: &Request) -> Result<(), cni::Error> {
+    match &req.conf.ipam_type {
+        Some(ipam) => cni::delegate::run(ipam, cni::Command::Status, req),
+        None => Ok(()),
+    }
+}
+
 /// Whether an attachment is among those GC was told are still in use.
 pub fn is_listed(valid: &[Attachment], container_id: &str, ifname: &str) -> bool {
     valid

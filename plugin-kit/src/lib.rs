@@ -9,10 +9,12 @@
 
 mod check;
 mod config;
+mod container;
 mod errors;
 mod files;
 mod forwarding;
 mod gc;
+mod links;
 pub mod masq_iptables;
 mod netns;
 mod nft;
@@ -20,14 +22,19 @@ mod state;
 mod teardown;
 mod veth;
 
-pub use check::{expect_addresses_and_routes, expect_mac, prev_interface, required_prev_result};
+pub use check::{
+    expect_addresses_and_routes, expect_mac, expect_prev_interface, prev_interface,
+    required_prev_result,
+};
 pub use config::{MTU_RANGE, MasqBackend, data_dir, masq_backend, parse_mac, validate_mtu};
+pub use container::{add_result_route, add_route_if_missing, result_interface};
 pub use errors::{KernelResultExt, kernel_error, state_error};
 pub use files::{DirLock, is_temporary, lock_in, write_atomic};
 pub use forwarding::enable_forwarding;
-pub use gc::{is_listed, is_stale};
+pub use gc::{ipam_status, is_listed, is_stale};
+pub use links::delete_host_link_of_kind;
 pub use netns::{netns_for_del, open_netns};
-pub use nft::{NftSession, net_id, nft_error, with_structure_lock};
+pub use nft::{NftSession, ensure_structure, net_id, nft_error, with_structure_lock};
 pub use state::{StateDir, StateError};
 pub use teardown::Teardown;
 pub use veth::create_veth_pair;

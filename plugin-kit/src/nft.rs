@@ -59,6 +59,27 @@ pub fn nft_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::internal(format!("{what}: {e}"))
 }
 
+/// Creates structure (tables, chains, sets, rules) unless `exists` says it is there: checked
+/// without the lock first (the common case: it exists), then again under the data dir's nft
+/// lock, so that concurrent ADDs create it once. `text` is applied with `nft -f`.
+pub fn ensure_structure(
+    nft: &mut Nft,
+    data_dir: &Path,
+    exists: impl Fn(&mut Nft) -> Result<bool, Error>,
+    what: &str,
+    text: impl FnOnce() -> String,
+) -> Result<(), Error> {
+    if exists(nft)? {
+        return Ok(());
+    }
+    with_structure_lock(data_dir, || {
+        if exists(nft)? {
+            return Ok(());
+        }
+        cni_netlink::nft::apply_ruleset(None, &text()).map_err(|e| nft_error(what, e))
+    })
+}
+
 /// Runs `f` holding the data dir's nft lock, so concurrent ADDs create the structure once.
 pub fn with_structure_lock<T>(
     data_dir: &Path,

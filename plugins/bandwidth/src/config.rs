@@ -130,24 +130,11 @@ fn limit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cni::env::Env;
     use cni::error::code;
     use serde_json::{Value, json};
 
     fn request(conf: Value) -> Request {
-        let env = Env::from_pairs([
-            ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_NETNS", "/run/netns/c1"),
-            ("CNI_IFNAME", "eth0"),
-        ]);
-        let bytes = conf.to_string().into_bytes();
-        Request {
-            cmd: cni::CmdArgs::from_env(&env).unwrap(),
-            conf: cni::NetConf::from_bytes(&bytes).unwrap(),
-            stdin: bytes,
-            env,
-        }
+        cni::testing::request("ADD", &conf, "").unwrap()
     }
 
     fn parse(extra: Value) -> Result<Config, Error> {

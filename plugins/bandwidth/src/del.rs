@@ -12,23 +12,12 @@ use crate::ifb_name;
 pub fn del(req: &Request) -> Result<(), Error> {
     let mut teardown = Teardown::new();
     teardown.step("delete the ifb", || {
-        delete_ifb(&ifb_name(&req.conf.name, req.container_id()))
+        plugin_kit::delete_host_link_of_kind(&ifb_name(&req.conf.name, req.container_id()), "ifb")
     });
     teardown.step("remove the qdiscs of the host end", || {
         unshape_host_end(req)
     });
     teardown.finish()
-}
-
-/// Deletes the ifb of that name, if there is one (a link of another kind is left alone).
-pub fn delete_ifb(name: &str) -> Result<(), Error> {
-    let mut host = Netlink::host().cni()?;
-    if let Some(link) = host.get_link(name).cni()?
-        && link.kind.as_deref() == Some("ifb")
-    {
-        host.delete_link(link.index).cni()?;
-    }
-    Ok(())
 }
 
 /// The host end's TBF root and ingress qdisc, when they are the ones ADD makes. Without the

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use cni::delegate::IpamLease;
-use cni::{CniResult, Error, Interface, Request, Route, Undo};
+use cni::{CniResult, Error, Request, Route, Undo};
 use cni_netlink::{
     BridgeOptions, BridgePortOptions, BridgeVlanFlags, IpNetwork, Ipv4Conf, Link, MacAddr, NetNs,
     Netlink, VethOptions, random_link_name,
@@ -14,6 +14,7 @@ use crate::config::{Config, MasqBackend};
 use crate::firewall::NftSession;
 use crate::{AttachmentState, firewall, kernel_error, open_netns};
 use plugin_kit::masq_iptables;
+use plugin_kit::result_interface;
 
 pub fn add(req: &Request) -> Result<CniResult, Error> {
     let cfg = Config::from_request(req)?;
@@ -84,9 +85,9 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
         .map_err(kernel_error)?
         .unwrap_or(bridge);
     result.interfaces = vec![
-        interface(&bridge, ""),
-        interface(&host_veth, ""),
-        interface(&ctr_link, req.netns()),
+        result_interface(&bridge, ""),
+        result_interface(&host_veth, ""),
+        result_interface(&ctr_link, req.netns()),
     ];
     for ip in &mut result.ips {
         ip.interface = Some(2);
@@ -100,16 +101,6 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     undo.commit();
     nft.finish();
     Ok(result)
-}
-
-fn interface(link: &Link, sandbox: &str) -> Interface {
-    Interface {
-        name: link.name.clone(),
-        mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
-        mtu: Some(link.mtu),
-        sandbox: sandbox.to_string(),
-        ..Interface::default()
-    }
 }
 
 /// A bridge made by someone else may still take the lowest MAC of its ports, which changes
@@ -391,28 +382,7 @@ fn configure_container(
         }
     }
     for route in &result.routes {
-        let gw = route.gw.or_else(|| {
-            result
-                .ips
-                .iter()
-                .find(|ip| ip.address.is_ipv4() == route.dst.is_ipv4())
-                .and_then(|ip| ip.gateway)
-        });
-        let mut r = cni_netlink::Route::new(route.dst, gw, Some(index));
-        r.mtu = route.mtu;
-        r.advmss = route.adv_mss;
-        r.priority = route.priority;
-        if let Some(table) = route.table {
-            r.table = table;
-        }
-        match ctr.add_route(&r) {
-            Err(e) if !e.is_exists() => {
-                return Err(
-                    kernel_error(e).context(format!("add route {} in the container", route.dst))
-                );
-            }
-            _ => {}
-        }
+        plugin_kit::add_result_route(ctr, index, route, &result.ips)?;
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use cni::Error;
 use cni_netlink::nft::{self, ElementOp, Family, Nft, key};
 use cni_netlink::{MacAddr, NetNs};
 pub use plugin_kit::NftSession;
-use plugin_kit::{net_id, nft_error, with_structure_lock};
+use plugin_kit::{ensure_structure, net_id, nft_error, with_structure_lock};
 
 pub const TABLE: &str = "cni_bridge";
 
@@ -46,30 +46,18 @@ pub fn ensure_masq(
         nft.set_exists(Family::Inet, TABLE, &format!("masq6_{id}"))
             .map_err(|e| nft_error("look up masquerade set", e))
     };
-    if exists(nft)? {
-        return Ok(());
-    }
-    with_structure_lock(data_dir, || {
-        if exists(nft)? {
-            return Ok(());
-        }
+    ensure_structure(nft, data_dir, exists, "create masquerade rules", || {
         let comment = format!("cni network {}", network.escape_default());
-        let text = format!(
+        // The sets must exist before the rules that name them: declared first.
+        format!(
             "table inet {TABLE} {{\n\
+             \tset masq4_{id} {{ type ipv4_addr; }}\n\
+             \tset masq6_{id} {{ type ipv6_addr; }}\n\
              \tchain postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
              }}\n\
              add rule inet {TABLE} postrouting ip saddr @masq4_{id} oifname != \"{bridge}\" ip daddr != 224.0.0.0/4 masquerade comment \"{comment}\"\n\
              add rule inet {TABLE} postrouting ip6 saddr @masq6_{id} oifname != \"{bridge}\" ip6 daddr != ff00::/8 masquerade comment \"{comment}\"\n",
-        );
-        // The sets must exist before the rules that name them: declare them first.
-        let sets = format!(
-            "table inet {TABLE} {{\n\
-             \tset masq4_{id} {{ type ipv4_addr; }}\n\
-             \tset masq6_{id} {{ type ipv6_addr; }}\n\
-             }}\n"
-        );
-        nft::apply_ruleset(None, &format!("{sets}{text}"))
-            .map_err(|e| nft_error("create masquerade rules", e))
+        )
     })
 }
 
@@ -106,22 +94,15 @@ pub fn ensure_isolation(nft: &mut Nft, data_dir: &Path, bridge: &str) -> Result<
         nft.has_element(Family::Inet, TABLE, "isolated", &key)
             .map_err(|e| nft_error("look up isolated bridges", e))
     };
-    if present(nft)? {
-        return Ok(());
-    }
-    with_structure_lock(data_dir, || {
-        if present(nft)? {
-            return Ok(());
-        }
-        let text = format!(
+    ensure_structure(nft, data_dir, present, "create isolation rule", || {
+        format!(
             "table inet {TABLE} {{\n\
              \tset isolated {{ type ifname; }}\n\
              \tchain forward {{ type filter hook forward priority filter; policy accept; }}\n\
              }}\n\
              add rule inet {TABLE} forward iifname \"{bridge}\" oifname @isolated oifname != \"{bridge}\" drop comment \"isolate {bridge}\"\n\
              add element inet {TABLE} isolated {{ \"{bridge}\" }}\n"
-        );
-        nft::apply_ruleset(None, &text).map_err(|e| nft_error("create isolation rule", e))
+        )
     })
 }
 
@@ -199,14 +180,8 @@ pub fn ensure_spoofchk(nft: &mut Nft, data_dir: &Path) -> Result<(), Error> {
         nft.set_exists(Family::Bridge, TABLE, SPOOF_ALLOWED)
             .map_err(|e| nft_error("look up spoof check set", e))
     };
-    if exists(nft)? {
-        return Ok(());
-    }
-    with_structure_lock(data_dir, || {
-        if exists(nft)? {
-            return Ok(());
-        }
-        let text = format!(
+    ensure_structure(nft, data_dir, exists, "create spoof check", || {
+        format!(
             "table bridge {TABLE} {{\n\
              \tset {SPOOF_PORTS} {{ type ifname; }}\n\
              \tset {SPOOF_ALLOWED} {{ type ifname . ether_addr; }}\n\
@@ -214,8 +189,7 @@ pub fn ensure_spoofchk(nft: &mut Nft, data_dir: &Path) -> Result<(), Error> {
              \t\tiifname @{SPOOF_PORTS} iifname . ether saddr != @{SPOOF_ALLOWED} drop comment \"mac spoof check\"\n\
              \t}}\n\
              }}\n"
-        );
-        nft::apply_ruleset(None, &text).map_err(|e| nft_error("create spoof check", e))
+        )
     })
 }
 

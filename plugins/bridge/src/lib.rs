@@ -10,7 +10,7 @@ mod firewall;
 
 use std::net::IpAddr;
 
-use cni::{CniResult, Command, Error, Plugin, Request, delegate};
+use cni::{CniResult, Error, Plugin, Request};
 use plugin_kit::StateDir;
 pub(crate) use plugin_kit::{is_listed, kernel_error, open_netns};
 use serde::{Deserialize, Serialize};
@@ -32,10 +32,7 @@ impl Plugin for Bridge {
     }
     /// Ready when IPAM is (the bridge itself needs nothing to be able to serve ADD).
     fn status(&self, req: &Request) -> Result<(), Error> {
-        match &req.conf.ipam_type {
-            Some(ipam) => delegate::run(ipam, Command::Status, req),
-            None => Ok(()),
-        }
+        plugin_kit::ipam_status(req)
     }
     fn gc(&self, req: &Request) -> Result<(), Error> {
         del::gc(req)

@@ -118,23 +118,10 @@ mod tests {
 
     use super::*;
     use cni::error::code;
-    use cni::{CmdArgs, Env, NetConf};
     use serde_json::{Value, json};
 
     fn request(conf: Value) -> Request {
-        let env = Env::from_pairs([
-            ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_NETNS", "/run/netns/x"),
-            ("CNI_IFNAME", "eth0"),
-        ]);
-        let stdin = serde_json::to_vec(&conf).unwrap();
-        Request {
-            cmd: CmdArgs::from_env(&env).unwrap(),
-            conf: NetConf::from_bytes(&stdin).unwrap(),
-            stdin,
-            env,
-        }
+        cni::testing::request("ADD", &conf, "").unwrap()
     }
 
     fn conf(extra: Value) -> Value {

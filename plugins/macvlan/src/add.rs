@@ -222,28 +222,7 @@ fn configure(
         }
     }
     for route in routes {
-        add_route(ctr, link, route, ips)?;
+        plugin_kit::add_result_route(ctr, link.index, route, ips)?;
     }
     Ok(())
-}
-
-fn add_route(ctr: &mut Netlink, link: &Link, route: &Route, ips: &[IpConfig]) -> Result<(), Error> {
-    let gw = route.gw.or_else(|| {
-        ips.iter()
-            .find(|ip| ip.address.is_ipv4() == route.dst.is_ipv4())
-            .and_then(|ip| ip.gateway)
-    });
-    let mut r = cni_netlink::Route::new(route.dst, gw, Some(link.index));
-    r.mtu = route.mtu;
-    r.advmss = route.adv_mss;
-    r.priority = route.priority;
-    if let Some(table) = route.table {
-        r.table = table;
-    }
-    match ctr.add_route(&r) {
-        Err(e) if !e.is_exists() => {
-            Err(kernel_error(e).context(format!("add route {} in the container", route.dst)))
-        }
-        _ => Ok(()),
-    }
 }

@@ -12,21 +12,11 @@ fn fail(msg: impl Into<String>) -> Error {
 }
 
 pub fn check(req: &Request, cfg: &Config) -> Result<(), Error> {
-    let prev = req
-        .conf
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
+    let prev = plugin_kit::required_prev_result(req)?;
     if let Some(ipam) = cfg.ipam_type() {
         delegate::run(ipam, Command::Check, req)?;
     }
-    let want = prev_interface(prev, req.ifname(), req.netns()).ok_or_else(|| {
-        fail(format!(
-            "prevResult has no interface {} in {}",
-            req.ifname(),
-            req.netns()
-        ))
-    })?;
+    let want = plugin_kit::expect_prev_interface(prev, req)?;
     let ns = open_netns(req.netns())?;
     let mut ctr = Netlink::in_netns(&ns).map_err(kernel_error)?;
     let master = if cfg.link_in_container {
@@ -45,12 +35,6 @@ pub fn check(req: &Request, cfg: &Config) -> Result<(), Error> {
         .iter()
         .position(|i| i.name == req.ifname() && i.sandbox == req.netns());
     check_addresses_and_routes(&mut ctr, &link, ours, prev)
-}
-
-fn prev_interface<'a>(prev: &'a CniResult, name: &str, sandbox: &str) -> Option<&'a Interface> {
-    prev.interfaces
-        .iter()
-        .find(|i| i.name == name && i.sandbox == sandbox)
 }
 
 fn check_link(cfg: &Config, link: &Link, master: &Link, want: &Interface) -> Result<(), Error> {

@@ -192,31 +192,18 @@ pub fn macvlan_config(req: &Request) -> Result<Config, Error> {
 fn requested_mac(req: &Request, key: Option<&str>) -> Result<Option<MacAddr>, Error> {
     let mut mac = None;
     if let Some(m) = key.filter(|m| !m.is_empty()) {
-        mac = Some(parse_mac("mac", m)?);
+        mac = Some(plugin_kit::parse_mac("mac", m)?);
     }
     let args = req.cni_args(&["MAC"])?;
     if let Some(m) = args.get("MAC") {
-        mac = Some(parse_mac("CNI_ARGS MAC", m).map_err(|e| Error::invalid_env(e.msg))?);
+        mac = Some(plugin_kit::parse_mac("CNI_ARGS MAC", m).map_err(|e| Error::invalid_env(e.msg))?);
     }
     if let Some(m) = req
         .conf
         .runtime_config::<String>("mac")?
         .filter(|m| !m.is_empty())
     {
-        mac = Some(parse_mac("runtimeConfig.mac", &m)?);
-    }
-    Ok(mac)
-}
-
-fn parse_mac(source: &str, s: &str) -> Result<MacAddr, Error> {
-    let mac: MacAddr = s
-        .parse()
-        .map_err(|_| invalid(source, format!("{s:?} is not a MAC address")))?;
-    if !mac.is_unicast() {
-        return Err(invalid(
-            source,
-            format!("{s} is not a unicast address (multicast or all zeros)"),
-        ));
+        mac = Some(plugin_kit::parse_mac("runtimeConfig.mac", &m)?);
     }
     Ok(mac)
 }

@@ -3,28 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+use cni::Request;
 use cni::error::code;
-use cni::{CmdArgs, Env, NetConf, Request};
 use cni_netlink::{MacvlanMode, Netlink};
 use serde_json::{Value, json};
 
 use crate::config::{Addressing, Kind, Master, chained_master, macvlan_config};
 
 pub(crate) fn request(conf: Value, cni_args: &str) -> Request {
-    let env = Env::from_pairs([
-        ("CNI_COMMAND", "ADD"),
-        ("CNI_CONTAINERID", "c1"),
-        ("CNI_NETNS", "/run/netns/x"),
-        ("CNI_IFNAME", "eth0"),
-        ("CNI_ARGS", cni_args),
-    ]);
-    let stdin = serde_json::to_vec(&conf).unwrap();
-    Request {
-        cmd: CmdArgs::from_env(&env).unwrap(),
-        conf: NetConf::from_bytes(&stdin).unwrap(),
-        stdin,
-        env,
-    }
+    cni::testing::request("ADD", &conf, cni_args).unwrap()
 }
 
 fn conf(extra: Value) -> Value {

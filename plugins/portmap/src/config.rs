@@ -464,23 +464,10 @@ fn validate_chain_name(key: &str, name: &str) -> Result<(), Error> {
 mod tests {
     use super::*;
     use cni::error::code;
-    use cni::{CmdArgs, Env, NetConf};
     use serde_json::json;
 
     fn request(conf: Value) -> Request {
-        let bytes = serde_json::to_vec(&conf).unwrap();
-        let env = Env::from_pairs([
-            ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_NETNS", "/run/netns/x"),
-            ("CNI_IFNAME", "eth0"),
-        ]);
-        Request {
-            cmd: CmdArgs::from_env(&env).unwrap(),
-            conf: NetConf::from_bytes(&bytes).unwrap(),
-            stdin: bytes,
-            env,
-        }
+        cni::testing::request("ADD", &conf, "").unwrap()
     }
 
     fn base(extra: Value) -> Value {

@@ -5,9 +5,12 @@
 use std::net::IpAddr;
 
 use cni::delegate::IpamLease;
-use cni::{CniResult, Error, Interface, IpConfig, Request, Undo};
+use cni::{CniResult, Error, IpConfig, Request, Undo};
 use cni_netlink::{IpNetwork, Link, Netlink, SCOPE_LINK};
-use plugin_kit::{KernelResultExt, MasqBackend, NftSession, masq_iptables, open_netns};
+use plugin_kit::{
+    KernelResultExt, MasqBackend, NftSession, add_route_if_missing, masq_iptables, open_netns,
+    result_interface,
+};
 
 use crate::config::Config;
 use crate::{AttachmentState, host_net, masq};
@@ -48,7 +51,10 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
         .map_err(plugin_kit::state_error)?;
 
     let host_veth = host.get_link(host_veth.index).cni()?.unwrap_or(host_veth);
-    result.interfaces = vec![interface(&host_veth, ""), interface(&ctr_link, req.netns())];
+    result.interfaces = vec![
+        result_interface(&host_veth, ""),
+        result_interface(&ctr_link, req.netns()),
+    ];
     for ip in &mut result.ips {
         ip.interface = Some(1);
     }
@@ -58,16 +64,6 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     lease.keep();
     undo.commit();
     Ok(result)
-}
-
-fn interface(link: &Link, sandbox: &str) -> Interface {
-    Interface {
-        name: link.name.clone(),
-        mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
-        mtu: Some(link.mtu),
-        sandbox: sandbox.to_string(),
-        ..Interface::default()
-    }
 }
 
 /// Each address with its gateway: ptp routes everything through it, so IPAM must give one
@@ -108,38 +104,17 @@ fn configure_container(
         let mut to_gw = cni_netlink::Route::new(host_net(*gw), None, Some(link.index));
         to_gw.scope = SCOPE_LINK;
         to_gw.pref_src = Some(ip.address.ip());
-        add_route(ctr, &to_gw)?;
+        add_route_if_missing(ctr, &to_gw)?;
         let subnet = IpNetwork::new(ip.address.network(), ip.address.prefix())
             .map_err(|e| Error::internal(format!("subnet of {}: {e}", ip.address)))?;
         let mut via_gw = cni_netlink::Route::new(subnet, Some(*gw), Some(link.index));
         via_gw.pref_src = Some(ip.address.ip());
-        add_route(ctr, &via_gw)?;
+        add_route_if_missing(ctr, &via_gw)?;
     }
     for route in &result.routes {
-        let gw = route.gw.or_else(|| {
-            ips.iter()
-                .find(|(ip, _)| ip.address.is_ipv4() == route.dst.is_ipv4())
-                .map(|(_, gw)| *gw)
-        });
-        let mut r = cni_netlink::Route::new(route.dst, gw, Some(link.index));
-        r.mtu = route.mtu;
-        r.advmss = route.adv_mss;
-        r.priority = route.priority;
-        if let Some(table) = route.table {
-            r.table = table;
-        }
-        add_route(ctr, &r)?;
+        plugin_kit::add_result_route(ctr, link.index, route, &result.ips)?;
     }
     Ok(())
-}
-
-fn add_route(nl: &mut Netlink, route: &cni_netlink::Route) -> Result<(), Error> {
-    match nl.add_route(route) {
-        Err(e) if !e.is_exists() => {
-            Err(plugin_kit::kernel_error(e).context(format!("add route to {}", route.dst)))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// The host side: the gateway as a single address on the host end (the host then answers

@@ -6,7 +6,7 @@ use cni::{CniResult, Command, Error, Request, delegate};
 use cni_netlink::{IpFamily, Link, Netlink, RouteFilter, TABLE_MAIN};
 use plugin_kit::{
     KernelResultExt, MasqBackend, NftSession, expect_addresses_and_routes, expect_mac,
-    masq_iptables, open_netns, prev_interface, required_prev_result,
+    expect_prev_interface, masq_iptables, open_netns, required_prev_result,
 };
 
 use crate::config::Config;
@@ -20,13 +20,7 @@ pub fn check(req: &Request) -> Result<(), Error> {
     let cfg = Config::from_request(req)?;
     let prev = required_prev_result(req)?;
     delegate::run(&cfg.ipam_type, Command::Check, req)?;
-    let want = prev_interface(prev, req.ifname(), req.netns()).ok_or_else(|| {
-        fail(format!(
-            "prevResult has no interface {} in {}",
-            req.ifname(),
-            req.netns()
-        ))
-    })?;
+    let want = expect_prev_interface(prev, req)?;
     let ns = open_netns(req.netns())?;
     let mut ctr = Netlink::in_netns(&ns).cni()?;
     let link = ctr

@@ -90,16 +90,9 @@ fn is_link_local(a: &IpNetwork) -> bool {
     }
 }
 
-/// The host end of a pair, if it still exists and is a veth (a name reused by something else
-/// is left alone).
+/// The host end of a pair, if it is still there.
 pub fn delete_host_end(name: &str) -> Result<(), Error> {
-    let mut host = Netlink::host().cni()?;
-    if let Some(link) = host.get_link(name).cni()?
-        && link.kind.as_deref() == Some("veth")
-    {
-        host.delete_link_detached(link.index).cni()?;
-    }
-    Ok(())
+    plugin_kit::delete_host_link_of_kind(name, "veth")
 }
 
 /// Takes the addresses out of the masquerade rules of each backend that may hold them.

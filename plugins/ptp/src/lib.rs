@@ -13,7 +13,7 @@ mod masq;
 
 use std::net::IpAddr;
 
-use cni::{CniResult, Command, Error, Plugin, Request, delegate};
+use cni::{CniResult, Error, Plugin, Request};
 use cni_netlink::IpNetwork;
 use plugin_kit::{MasqBackend, StateDir};
 use serde::{Deserialize, Serialize};
@@ -34,10 +34,7 @@ impl Plugin for Ptp {
     }
     /// Ready when IPAM is: the plugin itself needs nothing to serve ADD.
     fn status(&self, req: &Request) -> Result<(), Error> {
-        match &req.conf.ipam_type {
-            Some(ipam) => delegate::run(ipam, Command::Status, req),
-            None => Ok(()),
-        }
+        plugin_kit::ipam_status(req)
     }
     fn gc(&self, req: &Request) -> Result<(), Error> {
         gc::gc(req)

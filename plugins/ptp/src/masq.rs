@@ -15,8 +15,8 @@ use std::path::Path;
 
 use cni::Error;
 use cni_netlink::IpNetwork;
-use cni_netlink::nft::{self, ElementOp, Family, Nft, key};
-use plugin_kit::{NftSession, net_id, nft_error, with_structure_lock};
+use cni_netlink::nft::{ElementOp, Family, Nft, key};
+use plugin_kit::{NftSession, ensure_structure, net_id, nft_error};
 
 pub const TABLE: &str = "cni_ptp";
 
@@ -48,13 +48,7 @@ pub fn ensure(
         nft.set_exists(Family::Inet, TABLE, &set)
             .map_err(|e| nft_error("look up masquerade set", e))
     };
-    if exists(nft)? {
-        return Ok(());
-    }
-    with_structure_lock(data_dir, || {
-        if exists(nft)? {
-            return Ok(());
-        }
+    ensure_structure(nft, data_dir, exists, "create masquerade rule", || {
         let (ip, addr_type, multicast) = if address.is_ipv4() {
             ("ip", "ipv4_addr", "224.0.0.0/4")
         } else {
@@ -63,14 +57,13 @@ pub fn ensure(
         let subnet = format!("{}/{}", address.network(), address.prefix());
         let comment = comment(network, address);
         // The set must exist before the rule that names it.
-        let text = format!(
+        format!(
             "table inet {TABLE} {{\n\
              \tset {set} {{ type {addr_type}; }}\n\
              \tchain postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
              }}\n\
              add rule inet {TABLE} postrouting {ip} saddr @{set} {ip} daddr != {subnet} {ip} daddr != {multicast} masquerade comment \"{comment}\"\n"
-        );
-        nft::apply_ruleset(None, &text).map_err(|e| nft_error("create masquerade rule", e))
+        )
     })
 }
 

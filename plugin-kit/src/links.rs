@@ -1,0 +1,18 @@
+//! Host links a plugin made and DEL or GC removes by name.
+
+use cni::Error;
+use cni_netlink::Netlink;
+
+use crate::KernelResultExt;
+
+/// Deletes the host link `name` if it exists and is of `kind` (a name reused by a link of
+/// another kind is not ours and stays); the kernel's unregistration is left to a child.
+pub fn delete_host_link_of_kind(name: &str, kind: &str) -> Result<(), Error> {
+    let mut host = Netlink::host().cni()?;
+    if let Some(link) = host.get_link(name).cni()?
+        && link.kind.as_deref() == Some(kind)
+    {
+        host.delete_link_detached(link.index).cni()?;
+    }
+    Ok(())
+}
