@@ -41,6 +41,19 @@ pub fn data_dir(req: &Request, default: &str) -> PathBuf {
         .map_or_else(|| PathBuf::from(default), PathBuf::from)
 }
 
+/// `dataDir` as ADD reads it: [`data_dir`], and a value that is not a string is refused
+/// (code 6), as any mistyped key is.
+pub fn checked_data_dir(req: &Request, default: &str) -> Result<PathBuf, Error> {
+    match req.conf.raw.get("dataDir") {
+        None | Some(serde_json::Value::Null | serde_json::Value::String(_)) => {
+            Ok(data_dir(req, default))
+        }
+        Some(other) => Err(Error::decoding(format!(
+            "decode network config: dataDir: expected a string, got {other}"
+        ))),
+    }
+}
+
 /// A MAC address from `source` (a key, `args.cni.mac`, `runtimeConfig.mac`): a unicast
 /// address, or a config error (7) naming the source.
 pub fn parse_mac(source: &str, s: &str) -> Result<MacAddr, Error> {

@@ -26,7 +26,9 @@ pub use check::{
     expect_addresses_and_routes, expect_mac, expect_prev_interface, prev_interface,
     required_prev_result,
 };
-pub use config::{MTU_RANGE, MasqBackend, data_dir, masq_backend, parse_mac, validate_mtu};
+pub use config::{
+    MTU_RANGE, MasqBackend, checked_data_dir, data_dir, masq_backend, parse_mac, validate_mtu,
+};
 pub use container::{add_result_route, add_route_if_missing, result_interface};
 pub use errors::{KernelResultExt, kernel_error, state_error};
 pub use files::{DirLock, is_temporary, lock_in, write_atomic};

@@ -82,7 +82,6 @@ struct Wire {
     /// A bool; the reference docs show the string "true", so strings are taken too.
     port_isolation: Option<BoolOrString>,
     isolate: Option<bool>,
-    data_dir: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -189,22 +188,13 @@ impl Config {
             ipam_type,
             dns: req.conf.dns.clone().filter(|d| !d.is_empty()),
             mac: requested_mac(req)?,
-            data_dir: PathBuf::from(
-                wire.data_dir
-                    .filter(|d| !d.is_empty())
-                    .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
-            ),
+            data_dir: plugin_kit::checked_data_dir(req, DEFAULT_DATA_DIR)?,
         })
     }
 
     /// Only what DEL and GC need, so a config that no longer validates can still clean up.
     pub fn data_dir_of(req: &Request) -> PathBuf {
-        req.conf
-            .raw
-            .get("dataDir")
-            .and_then(|d| d.as_str())
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from)
+        plugin_kit::data_dir(req, DEFAULT_DATA_DIR)
     }
 }
 
@@ -250,7 +240,8 @@ fn requested_mac(req: &Request) -> Result<Option<MacAddr>, Error> {
     let args = req.cni_args(&["MAC"])?;
     let mut mac = None;
     if let Some(m) = args.get("MAC") {
-        mac = Some(plugin_kit::parse_mac("CNI_ARGS MAC", m).map_err(|e| Error::invalid_env(e.msg))?);
+        mac =
+            Some(plugin_kit::parse_mac("CNI_ARGS MAC", m).map_err(|e| Error::invalid_env(e.msg))?);
     }
     if let Some(m) = req.conf.cni_arg::<String>("mac")? {
         mac = Some(plugin_kit::parse_mac("args.cni.mac", &m)?);

@@ -51,7 +51,6 @@ struct Wire {
     firewalld_zone: String,
     #[serde(default)]
     ingress_policy: String,
-    data_dir: Option<String>,
 }
 
 fn invalid(key: &str, msg: impl std::fmt::Display) -> Error {
@@ -118,28 +117,12 @@ impl Config {
             backend,
             admin_chain,
             ingress_policy,
-            data_dir: data_dir(wire.data_dir),
+            data_dir: plugin_kit::checked_data_dir(req, DEFAULT_DATA_DIR)?,
         })
     }
 
     /// `dataDir` alone, for DEL and GC with a config that may no longer validate.
     pub fn data_dir_of(req: &Request) -> PathBuf {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "camelCase")]
-        struct Only {
-            data_dir: Option<serde_json::Value>,
-        }
-        let only: Only = req.conf.parse_as().unwrap_or_default();
-        data_dir(match only.data_dir {
-            Some(serde_json::Value::String(s)) => Some(s),
-            _ => None,
-        })
+        plugin_kit::data_dir(req, DEFAULT_DATA_DIR)
     }
-}
-
-fn data_dir(configured: Option<String>) -> PathBuf {
-    configured
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use cni::{CniResult, Error, Plugin, Request};
 use cni_netlink::nft::Nft;
-use plugin_kit::StateDir;
+use plugin_kit::{StateDir, kernel_error};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -66,10 +66,6 @@ enum Origin {
 /// shared structure (tables, chains, the members of a bridge).
 fn lock(data_dir: &Path) -> Result<plugin_kit::DirLock, Error> {
     plugin_kit::lock_in(data_dir, "lock").map_err(|e| Error::io(e.to_string()))
-}
-
-fn kernel_error(e: cni_netlink::Error) -> Error {
-    Error::internal(e.to_string())
 }
 
 fn prev_result(req: &Request) -> Result<CniResult, Error> {

@@ -2,7 +2,8 @@
 //! as the reference plugin does. `CNI_IFNAME` is not used: this only ever acts on `lo`.
 
 use cni::{CniResult, Error, Interface, IpConfig, Plugin, Request};
-use cni_netlink::{Address, Link, NetNs, Netlink};
+use cni_netlink::{Address, Link, Netlink};
+use plugin_kit::{kernel_error, open_netns};
 
 /// The interface this plugin manages, whatever CNI_IFNAME says.
 const LO: &str = "lo";
@@ -30,17 +31,9 @@ impl Plugin for Loopback {
     }
 
     fn del(&self, req: &Request) -> Result<(), Error> {
-        if req.netns().is_empty() {
+        // A netns that is gone (or none given) took lo with it: nothing left to do (kubernetes#43014).
+        let Some(ns) = plugin_kit::netns_for_del(req.netns())? else {
             return Ok(());
-        }
-        // A netns that is gone took lo with it: nothing left to do (kubernetes#43014).
-        let ns = match NetNs::open(req.netns()) {
-            Ok(ns) => ns,
-            Err(e) if e.is_netns_gone() => {
-                log::debug!("DEL: {e}; nothing to do");
-                return Ok(());
-            }
-            Err(e) => return Err(netns_error(e)),
         };
         let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
         match nl.set_link_down(LO) {
@@ -95,22 +88,6 @@ fn find_lo(nl: &mut Netlink) -> Result<Link, Error> {
     nl.get_link(LO)
         .map_err(kernel_error)?
         .ok_or_else(|| Error::internal(format!("link {LO} not found")))
-}
-
-fn open_netns(path: &str) -> Result<NetNs, Error> {
-    NetNs::open(path).map_err(netns_error)
-}
-
-/// Failing to open or enter the netns is the spec's "invalid netns" (code 8).
-fn netns_error(e: cni_netlink::Error) -> Error {
-    Error::invalid_netns(e.to_string())
-}
-
-fn kernel_error(e: cni_netlink::Error) -> Error {
-    match e {
-        cni_netlink::Error::EnterNetns { .. } => netns_error(e),
-        e => Error::internal(e.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -196,7 +196,8 @@ fn requested_mac(req: &Request, key: Option<&str>) -> Result<Option<MacAddr>, Er
     }
     let args = req.cni_args(&["MAC"])?;
     if let Some(m) = args.get("MAC") {
-        mac = Some(plugin_kit::parse_mac("CNI_ARGS MAC", m).map_err(|e| Error::invalid_env(e.msg))?);
+        mac =
+            Some(plugin_kit::parse_mac("CNI_ARGS MAC", m).map_err(|e| Error::invalid_env(e.msg))?);
     }
     if let Some(m) = req
         .conf

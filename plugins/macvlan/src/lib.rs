@@ -11,7 +11,8 @@ mod config;
 mod del;
 
 use cni::{CniResult, Command, Error, Plugin, Request, delegate};
-use cni_netlink::{Link, MacvlanMode, NetNs, Netlink};
+use cni_netlink::{Link, MacvlanMode, Netlink};
+pub(crate) use plugin_kit::{kernel_error, open_netns};
 
 pub use add::add;
 pub use check::check;
@@ -107,18 +108,6 @@ pub(crate) fn find_master(nl: &mut Netlink, cfg: &Config) -> Result<Link, Error>
         )));
     }
     Ok(master)
-}
-
-/// The netns must open for ADD and CHECK (code 8 otherwise).
-pub(crate) fn open_netns(path: &str) -> Result<NetNs, Error> {
-    NetNs::open(path).map_err(|e| Error::invalid_netns(e.to_string()))
-}
-
-pub(crate) fn kernel_error(e: cni_netlink::Error) -> Error {
-    match e {
-        cni_netlink::Error::EnterNetns { .. } => Error::invalid_netns(e.to_string()),
-        e => Error::internal(e.to_string()),
-    }
 }
 
 #[cfg(test)]

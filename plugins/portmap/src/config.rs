@@ -292,7 +292,7 @@ impl Config {
             external_set_mark_chain,
             conditions_v4,
             conditions_v6,
-            data_dir: data_dir_of(req),
+            data_dir: plugin_kit::checked_data_dir(req, DEFAULT_DATA_DIR)?,
             mappings: parse_mappings(&req.conf.runtime_config)?,
         })
     }
@@ -300,13 +300,7 @@ impl Config {
 
 /// Only what DEL and GC need, so a config that no longer validates can still clean up.
 pub fn data_dir_of(req: &Request) -> PathBuf {
-    req.conf
-        .raw
-        .as_object()
-        .and_then(|obj| get_ci(obj, "dataDir"))
-        .and_then(Value::as_str)
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from)
+    plugin_kit::data_dir(req, DEFAULT_DATA_DIR)
 }
 
 /// `runtimeConfig.portMappings`, each entry validated. Identical entries are merged; two

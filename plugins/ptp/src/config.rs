@@ -52,7 +52,7 @@ impl Config {
             mtu: plugin_kit::validate_mtu(wire.mtu)?,
             ipam_type,
             dns: req.conf.dns.clone().filter(|d| !d.is_empty()),
-            data_dir: Self::data_dir_of(req),
+            data_dir: plugin_kit::checked_data_dir(req, DEFAULT_DATA_DIR)?,
         })
     }
 

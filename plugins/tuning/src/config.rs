@@ -57,7 +57,6 @@ struct Wire {
     allmulti: Option<bool>,
     #[serde(rename = "txQLen")]
     txqlen: Option<i64>,
-    data_dir: Option<String>,
     args: Option<WireArgs>,
 }
 
@@ -80,23 +79,13 @@ struct WireCniArgs {
 
 /// Only `dataDir`, for DEL and GC: a config that no longer validates must not keep DEL from
 /// restoring what ADD changed.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct WireDataDir {
-    data_dir: Option<serde_json::Value>,
-}
-
 fn invalid(key: &str, msg: impl std::fmt::Display) -> Error {
     Error::invalid_config(format!("{key}: {msg}"))
 }
 
 /// `dataDir` as configured, or the default; never fails.
 pub fn data_dir_of(req: &Request) -> PathBuf {
-    let wire: WireDataDir = req.conf.parse_as().unwrap_or_default();
-    match wire.data_dir {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => PathBuf::from(s),
-        _ => PathBuf::from(DEFAULT_DATA_DIR),
-    }
+    plugin_kit::data_dir(req, DEFAULT_DATA_DIR)
 }
 
 impl Config {
@@ -147,11 +136,7 @@ impl Config {
             promisc: cni.promisc.unwrap_or(wire.promisc),
             allmulti: cni.allmulti.or(wire.allmulti),
             txqlen,
-            data_dir: wire
-                .data_dir
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir: plugin_kit::checked_data_dir(req, DEFAULT_DATA_DIR)?,
         })
     }
 }

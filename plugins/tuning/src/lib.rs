@@ -18,6 +18,7 @@ use cni::{Attachment, CniResult, Error, Plugin, Request};
 use cni_netlink::{
     IFF_ALLMULTI, IFF_PROMISC, Link, MacAddr, NetNs, Netlink, get_sysctl, set_sysctls,
 };
+use plugin_kit::{kernel_error, open_netns};
 use serde::{Deserialize, Serialize};
 
 pub use config::{Config, DEFAULT_DATA_DIR, Sysctl, sysctl_key};
@@ -136,17 +137,6 @@ fn remove_backup(path: &Path) -> Result<(), Error> {
             Err(Error::io(format!("remove {}: {e}", path.display())))
         }
         _ => Ok(()),
-    }
-}
-
-fn open_netns(path: &str) -> Result<NetNs, Error> {
-    NetNs::open(path).map_err(|e| Error::invalid_netns(e.to_string()))
-}
-
-fn kernel_error(e: cni_netlink::Error) -> Error {
-    match e {
-        cni_netlink::Error::EnterNetns { .. } => Error::invalid_netns(e.to_string()),
-        e => Error::internal(e.to_string()),
     }
 }
 
