@@ -55,30 +55,85 @@ pub fn restore_noflush(v6: bool, script: &str) -> Result<()> {
     }
 }
 
-/// Runs `iptables -w ARGS` and says whether it succeeded (checks answer with their status).
-fn succeeds(v6: bool, args: &[&str]) -> Result<bool> {
-    let name = iptables(v6);
-    Command::new(tool(name)?)
-        .arg("-w")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
+/// What a run of a tool printed, and whether it succeeded.
+#[derive(Debug, Clone)]
+pub struct ToolOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Whether `iptables` (`ip6tables` when `v6`) is installed.
+pub fn is_installed(v6: bool) -> bool {
+    crate::tools::find_tool(iptables(v6)).is_some()
+}
+
+/// Runs `iptables -w ARGS` (`ip6tables` when `v6`): its status and output.
+pub fn run(v6: bool, args: &[&str]) -> Result<ToolOutput> {
+    run_tool(iptables(v6), |cmd| {
+        cmd.arg("-w").args(args);
+    })
+}
+
+/// `iptables-save -t TABLE` (`ip6tables-save` when `v6`): the table as text; an error when
+/// the tool fails.
+pub fn save(v6: bool, table: &str) -> Result<String> {
+    let name = if v6 {
+        "ip6tables-save"
+    } else {
+        "iptables-save"
+    };
+    let out = run_tool(name, |cmd| {
+        cmd.args(["-t", table]);
+    })?;
+    if out.success {
+        Ok(out.stdout)
+    } else {
+        Err(Error::IptablesTool {
+            tool: name.to_string(),
+            detail: out.stderr,
+        })
+    }
+}
+
+/// Whether `iptables-restore` (`ip6tables-restore`) is installed and runs.
+pub fn restore_works(v6: bool) -> bool {
+    let name = if v6 {
+        "ip6tables-restore"
+    } else {
+        "iptables-restore"
+    };
+    run_tool(name, |cmd| {
+        cmd.arg("--version");
+    })
+    .is_ok_and(|o| o.success)
+}
+
+fn run_tool(name: &str, args: impl FnOnce(&mut Command)) -> Result<ToolOutput> {
+    let mut cmd = Command::new(tool(name)?);
+    args(&mut cmd);
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
         .map_err(|e| Error::IptablesTool {
             tool: name.to_string(),
             detail: format!("run: {e}"),
-        })
+        })?;
+    Ok(ToolOutput {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
 }
 
 /// Whether `chain` exists in `table` (`iptables -w -t TABLE -nL CHAIN`).
 pub fn chain_exists(v6: bool, table: &str, chain: &str) -> Result<bool> {
-    succeeds(v6, &["-t", table, "-nL", chain])
+    Ok(run(v6, &["-t", table, "-nL", chain])?.success)
 }
 
 /// Whether `chain` of `table` holds the rule (`iptables -w -t TABLE -C CHAIN RULE...`).
 pub fn rule_exists(v6: bool, table: &str, chain: &str, rule: &[&str]) -> Result<bool> {
     let mut args = vec!["-t", table, "-C", chain];
     args.extend_from_slice(rule);
-    succeeds(v6, &args)
+    Ok(run(v6, &args)?.success)
 }

@@ -51,7 +51,7 @@ use wire::Msg;
 
 #[cfg(test)]
 pub(crate) use ruleset::run_nft;
-pub use ruleset::{apply_ruleset, rule_handles};
+pub use ruleset::{apply_ruleset, is_installed, query, rule_handles};
 
 /// `NFNL_SUBSYS_NFTABLES`: the batch header names the subsystem in `res_id`.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;

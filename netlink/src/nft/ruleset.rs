@@ -28,6 +28,16 @@ pub fn apply_ruleset(netns: Option<&NetNs>, text: &str) -> Result<()> {
         .map_err(|e| e.during("apply nftables ruleset"))
 }
 
+/// Runs `nft ARGS` for what it prints (a listing, `-j` for JSON), inside `netns` when given.
+pub fn query(netns: Option<&NetNs>, args: &[&str]) -> Result<String> {
+    run_nft(netns, args, None)
+}
+
+/// Whether the `nft` tool is installed (the static structure is created with it).
+pub fn is_installed() -> bool {
+    find_nft().is_ok()
+}
+
 /// Runs `nft ARGS` (inside `netns` when given) with `stdin` as its input; returns its
 /// standard output.
 pub(crate) fn run_nft(netns: Option<&NetNs>, args: &[&str], stdin: Option<&str>) -> Result<String> {

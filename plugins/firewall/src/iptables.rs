@@ -15,8 +15,6 @@
 //! accept what its nft chain marked ([`MARK_RULE`]).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use cni::Error;
 
@@ -26,9 +24,6 @@ pub const STAGE2: &str = "CNI-ISOLATION-STAGE-2";
 const FILTER_COMMENT: &str = "CNI firewall plugin rules";
 const ADMIN_COMMENT: &str = "CNI firewall plugin admin overrides";
 const ISOLATION_COMMENT: &str = "CNI firewall plugin rules (ingressPolicy: same-bridge)";
-
-/// Where the tools are looked for when they are not on `PATH`.
-const FALLBACK_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/local/sbin"];
 
 /// One of the two tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,39 +40,16 @@ impl Ipt {
         if self.v6 { "ip6tables" } else { "iptables" }
     }
 
-    fn path(self) -> Option<PathBuf> {
-        let name = self.name();
-        let on_path = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .unwrap_or_default();
-        on_path
-            .into_iter()
-            .chain(FALLBACK_DIRS.iter().map(PathBuf::from))
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    }
-
     /// Whether the tool is installed.
     pub fn available(self) -> bool {
-        self.path().is_some()
+        cni_netlink::iptables::is_installed(self.v6)
     }
 
-    /// Runs `<tool> -w ARGS`; returns whether it succeeded and its stdout.
+    /// Runs `<tool> -w ARGS`; returns whether it succeeded, its stdout and its stderr.
     fn run(self, args: &[&str]) -> Result<(bool, String, String), Error> {
-        let path = self
-            .path()
-            .ok_or_else(|| Error::internal(format!("{} not found", self.name())))?;
-        let out = Command::new(&path)
-            .arg("-w")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error::internal(format!("run {}: {e}", path.display())))?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
+        let out = cni_netlink::iptables::run(self.v6, args)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        Ok((out.success, out.stdout, out.stderr))
     }
 
     /// Runs a command that must succeed.

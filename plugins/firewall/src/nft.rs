@@ -26,8 +26,6 @@
 //! does not grow with the number of containers.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use cni::Error;
 use cni_netlink::nft::{self, ElementOp, Family, Nft, key};
@@ -40,8 +38,6 @@ pub const TABLE: &str = "cni_firewall";
 pub const MARK: u32 = 0x0010_0000;
 /// The comment of the rules put into chains that are not ours.
 pub const FOREIGN_COMMENT: &str = "cni-firewall: accept marked container traffic";
-
-const NFT_FALLBACKS: &[&str] = &["/usr/sbin/nft", "/sbin/nft", "/usr/local/sbin/nft"];
 
 fn nft_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::internal(format!("{what}: {e}"))
@@ -57,21 +53,7 @@ fn allow_set(ip: &IpAddr) -> &'static str {
 
 /// Whether the `nft` tool is there (the structure is created with it).
 pub fn available() -> bool {
-    find_nft().is_some()
-}
-
-fn find_nft() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("nft"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain(NFT_FALLBACKS.iter().map(PathBuf::from))
-        .find(|p| p.is_file())
+    nft::is_installed()
 }
 
 /// Creates our table unless it exists. The caller holds the plugin's lock.
@@ -120,31 +102,23 @@ struct ForeignChain {
 }
 
 /// Runs `nft -j ARGS` and decodes its output.
-fn nft_json(nft: &std::path::Path, args: &[&str]) -> Result<Value, Error> {
-    let out = Command::new(nft)
-        .arg("-j")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| nft_error("run nft", e))?;
-    if !out.status.success() {
-        return Err(nft_error(
-            &format!("nft {}", args.join(" ")),
-            String::from_utf8_lossy(&out.stderr).trim(),
-        ));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| nft_error("decode nft output", e))
+fn nft_json(args: &[&str]) -> Result<Value, Error> {
+    let mut all = vec!["-j"];
+    all.extend_from_slice(args);
+    let out =
+        nft::query(None, &all).map_err(|e| nft_error(&format!("nft {}", args.join(" ")), e))?;
+    serde_json::from_str(&out).map_err(|e| nft_error("decode nft output", e))
 }
 
 /// The foreign drop chains: one `list chains` (no rules: cheap on a node with a large
 /// ruleset), then one `list chain` per drop chain to look for our rule.
 fn foreign_drop_chains() -> Result<Vec<ForeignChain>, Error> {
-    let Some(nft) = find_nft() else {
+    if !nft::is_installed() {
         return Ok(Vec::new());
-    };
-    let mut chains = parse_foreign_drop_chains(&nft_json(&nft, &["list", "chains"])?);
+    }
+    let mut chains = parse_foreign_drop_chains(&nft_json(&["list", "chains"])?);
     for c in chains.iter_mut() {
-        let listing = nft_json(&nft, &["list", "chain", &c.family, &c.table, &c.chain])?;
+        let listing = nft_json(&["list", "chain", &c.family, &c.table, &c.chain])?;
         c.has_mark_rule = parse_foreign_drop_chains(&listing)
             .first()
             .is_some_and(|own| own.has_mark_rule);

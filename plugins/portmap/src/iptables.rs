@@ -19,9 +19,9 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use cni::{Error, Request};
+use cni_netlink::iptables;
 use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha512};
 
@@ -53,29 +53,15 @@ fn hashed_chain(input: &str) -> String {
     format!("CNI-DN-{}", &hex[..21])
 }
 
-fn tools(v6: bool) -> (&'static str, &'static str) {
-    if v6 {
-        ("ip6tables-save", "ip6tables-restore")
-    } else {
-        ("iptables-save", "iptables-restore")
-    }
-}
-
 /// STATUS: the tools are there.
 pub fn available() -> Result<(), Error> {
-    Command::new("iptables-restore")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| Error::not_available(format!("iptables-restore: {e}")))
-        .and_then(|s| {
-            if s.success() {
-                Ok(())
-            } else {
-                Err(Error::not_available("iptables-restore does not run"))
-            }
-        })
+    if iptables::restore_works(false) {
+        Ok(())
+    } else {
+        Err(Error::not_available(
+            "iptables-restore is not installed or does not run",
+        ))
+    }
 }
 
 /// The nat table as `iptables-save` prints it: chains, and rules as (chain, spec).
@@ -86,19 +72,7 @@ struct NatTable {
 
 impl NatTable {
     fn read(v6: bool) -> Result<NatTable, Error> {
-        let (save, _) = tools(v6);
-        let out = Command::new(save)
-            .args(["-t", "nat"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error::internal(format!("run {save}: {e}")))?;
-        if !out.status.success() {
-            return Err(Error::internal(format!(
-                "{save} -t nat: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = iptables::save(v6, "nat").map_err(|e| Error::internal(e.to_string()))?;
         let mut table = NatTable {
             chains: Vec::new(),
             rules: Vec::new(),
@@ -136,7 +110,7 @@ impl NatTable {
 }
 
 fn restore(v6: bool, script: &str) -> Result<(), Error> {
-    cni_netlink::iptables::restore_noflush(v6, script).map_err(|e| Error::internal(e.to_string()))
+    iptables::restore_noflush(v6, script).map_err(|e| Error::internal(e.to_string()))
 }
 
 /// Runs `f` holding the data dir's iptables lock (read, then write the nat table).

@@ -36,7 +36,6 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use cni::{Attachment, Error, Request, Undo};
 use cni_netlink::nft::{self, ElementOp, Family, Nft, key};
@@ -865,22 +864,9 @@ pub fn check(saved: &AttachmentState) -> Result<(), Error> {
 
 /// The comments of the table's rules (`nft -t -j list table`: no set elements listed).
 fn rule_comments() -> Result<BTreeSet<String>, Error> {
-    let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/local/sbin/nft"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or("nft");
-    let out = Command::new(nft)
-        .args(["-t", "-j", "list", "table", "inet", TABLE])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::internal(format!("run {nft}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::check_failed(format!(
-            "nftables table inet {TABLE}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let listing: serde_json::Value = serde_json::from_slice(&out.stdout)
+    let out = nft::query(None, &["-t", "-j", "list", "table", "inet", TABLE])
+        .map_err(|e| Error::check_failed(format!("nftables table inet {TABLE}: {e}")))?;
+    let listing: serde_json::Value = serde_json::from_str(&out)
         .map_err(|e| Error::internal(format!("decode nft's listing: {e}")))?;
     Ok(listing
         .get("nftables")
