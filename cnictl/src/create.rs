@@ -9,7 +9,6 @@
 //! support the list's version), and the file appears whole (written aside, then renamed).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
@@ -551,21 +550,14 @@ pub fn create(env: &Env, o: &CreateOpts) -> Result<Network> {
 
 /// Writes a file under a temporary name (not a config extension) and renames it into place.
 fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".cnictl-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| CliError::new(format!("cannot write in {}: {e}", dir.display())))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.write_all(b"\n"))
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
-    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o644);
-    let _ = std::fs::set_permissions(tmp.path(), mode);
-    tmp.persist(path)
-        .map_err(|e| CliError::new(format!("cannot write {}: {}", path.display(), e.error)))?;
-    Ok(())
+    let mut text = bytes.to_vec();
+    text.push(b'\n');
+    let options = atomic_file::Options {
+        mode: 0o644,
+        sync: true,
+    };
+    atomic_file::write_atomic_with(path, &text, options)
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
 }
 
 /// The current time as RFC 3339 in UTC, to the second.

@@ -27,11 +27,10 @@
 //! ```
 
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -43,7 +42,6 @@ pub const DEFAULT_ROOT: &str = "/run/cni-dns";
 pub const DEFAULT_DOMAIN: &str = "dns.podman";
 
 const MAGIC: &str = "cni-dns attachment v1";
-const TMP_PREFIX: &str = ".tmp-";
 const LOCK_FILE: &str = "lock";
 /// How long a change waits for another one holding the network's lock.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -355,8 +353,6 @@ impl Drop for Locked<'_> {
     }
 }
 
-static TMP_COUNTER: AtomicU32 = AtomicU32::new(0);
-
 impl Locked<'_> {
     fn path(&self, name: &str) -> PathBuf {
         self.store.dir.join(name)
@@ -365,23 +361,12 @@ impl Locked<'_> {
     /// Writes (or replaces) the attachment's file in one step.
     pub fn write(&self, attachment: &Attachment) -> Result<()> {
         let target = self.path(&attachment.key());
-        let tmp = self.path(&format!(
-            "{TMP_PREFIX}{}-{}",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(attachment.to_text().as_bytes()))
-            .and_then(|()| fs::rename(&tmp, &target));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(StoreError::io("write", target, e));
-        }
-        Ok(())
+        let options = atomic_file::Options {
+            mode: 0o644,
+            sync: false,
+        };
+        atomic_file::write_atomic_with(&target, attachment.to_text().as_bytes(), options)
+            .map_err(|e| StoreError::io("write", target, e))
     }
 
     pub fn read(&self, container_id: &str, ifname: &str) -> Result<Option<Attachment>> {
@@ -417,7 +402,7 @@ impl Locked<'_> {
         for name in entries
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.starts_with(TMP_PREFIX))
+            .filter(|n| n.starts_with(atomic_file::TMP_PREFIX))
         {
             let _ = fs::remove_file(self.path(&name));
         }

@@ -28,7 +28,7 @@ const LOCK_FILE: &str = "lock";
 const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
 const INDEX_ROOT: &str = ".by-attachment";
 const STAMP_FILE: &str = ".stamp";
-const TMP_PREFIX: &str = ".tmp-";
+const TMP_PREFIX: &str = atomic_file::TMP_PREFIX;
 const ENTRY_MAGIC: &str = "cni-rs-attachment v1";
 
 /// Who an allocation belongs to: a container and one of its interfaces.
@@ -542,19 +542,8 @@ fn write_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Replaces `dir/name` with `bytes` in one step (write a temporary file, rename it).
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join(tmp_name());
     let target = dir.join(name);
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes));
-    if let Err(e) = written.and_then(|()| fs::rename(&tmp, &target)) {
-        let _ = fs::remove_file(&tmp);
-        return Err(StoreError::io("write", target, e));
-    }
-    Ok(())
+    atomic_file::write_atomic(&target, bytes).map_err(|e| StoreError::io("write", target, e))
 }
 
 /// Creates `dir/name` holding `bytes`, unless it exists (then `false`). The file is written

@@ -2,9 +2,8 @@
 //! holding `{"kind":"cniCacheV1", ...}` (directory 0700, file 0600), so a node can switch
 //! between Go runtimes and ours without losing what DEL and CHECK need.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use cni::{CniResult, Version};
@@ -170,28 +169,12 @@ impl Cache {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp{}",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
+        let options = atomic_file::Options {
+            mode: 0o600,
+            sync: true,
         };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(format!("write {}", path.display()), e)
-        })
+        atomic_file::write_atomic_with(&path, &bytes, options)
+            .map_err(|e| Error::io(format!("write {}", path.display()), e))
     }
 
     /// The raw file, `None` when it cannot be read (libcni ignores read errors).
@@ -271,6 +254,7 @@ impl Cache {
         };
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
+            .filter(|e| !atomic_file::is_temporary(&e.file_name()))
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();

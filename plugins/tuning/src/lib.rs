@@ -10,7 +10,6 @@
 mod config;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -110,14 +109,8 @@ fn write_backup(path: &Path, backup: &Backup) -> Result<(), Error> {
         .create(dir)
         .map_err(|e| Error::io(format!("create {}: {e}", dir.display())))?;
     let bytes = serde_json::to_vec_pretty(backup).map_err(|e| Error::internal(e.to_string()))?;
-    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
-    let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&bytes))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format!("write {}: {e}", path.display()))
-    })
+    atomic_file::write_atomic(path, &bytes)
+        .map_err(|e| Error::io(format!("write {}: {e}", path.display())))
 }
 
 fn read_backup(path: &Path) -> Option<Backup> {
