@@ -1,23 +1,23 @@
 //! The ipvlan plugin: an ipvlan child of a master link, created directly in the container's
-//! network namespace, with the reference plugin's keys. The machinery is the macvlan
-//! crate's; this crate reads ipvlan's keys and its chained form.
+//! network namespace, with the reference plugin's keys. The machinery is the child-link
+//! crate's, shared with macvlan; this crate reads ipvlan's keys and its chained form.
 
+use child_link::{Addressing, Common, Config, Kind, Master, chained_master};
 use cni::{CniResult, Error, Plugin, Request};
 use cni_netlink::IpvlanMode;
-use macvlan::{Addressing, Common, Config, Kind, Master, chained_master};
 use serde::Deserialize;
 
 pub struct Ipvlan;
 
 impl Plugin for Ipvlan {
     fn add(&self, req: &Request) -> Result<CniResult, Error> {
-        macvlan::add(req, &ipvlan_config(req)?)
+        child_link::add(req, &ipvlan_config(req)?)
     }
     fn del(&self, req: &Request) -> Result<(), Error> {
-        macvlan::del(req, "ipvlan")
+        child_link::del(req, "ipvlan")
     }
     fn check(&self, req: &Request) -> Result<(), Error> {
-        macvlan::check(req, &ipvlan_config(req)?)
+        child_link::check(req, &ipvlan_config(req)?)
     }
     /// Ready when the kernel has ipvlan, the master is there and IPAM is ready.
     fn status(&self, req: &Request) -> Result<(), Error> {
@@ -35,10 +35,10 @@ impl Plugin for Ipvlan {
                 None => Ok(()),
             };
         }
-        macvlan::status(req, &cfg)
+        child_link::status(req, &cfg)
     }
     fn gc(&self, req: &Request) -> Result<(), Error> {
-        macvlan::gc(req)
+        child_link::gc(req)
     }
 }
 

@@ -8,7 +8,9 @@ use cni::error::code;
 use cni_netlink::{MacvlanMode, Netlink};
 use serde_json::{Value, json};
 
-use crate::config::{Addressing, Kind, Master, chained_master, macvlan_config};
+use child_link::{Addressing, Kind, Master};
+
+use crate::config::macvlan_config;
 
 pub(crate) fn request(conf: Value, cni_args: &str) -> Request {
     cni::testing::request("ADD", &conf, cni_args).unwrap()
@@ -154,21 +156,6 @@ fn mac_from_key_then_cni_args_then_runtime_config() {
 }
 
 #[test]
-fn chained_master_is_the_single_other_interface() {
-    let prev: cni::CniResult = serde_json::from_value(json!({
-        "interfaces": [{"name": "m0"}, {"name": "eth0", "sandbox": "/run/netns/x"}],
-        "ips": [{"address": "10.1.0.2/24", "interface": 0}]
-    }))
-    .unwrap();
-    assert_eq!(chained_master(&prev, "eth0", "/run/netns/x").unwrap(), "m0");
-    // Another container's eth0 is not ours.
-    assert!(chained_master(&prev, "eth0", "/run/netns/y").is_err());
-    let none = cni::CniResult::default();
-    let err = chained_master(&none, "eth0", "/run/netns/x").unwrap_err();
-    assert_eq!(err.code, code::INVALID_NETWORK_CONFIG);
-}
-
-#[test]
 fn master_lookup_explains_what_is_wrong() {
     // Needs a private netns: only as root.
     if !test_requires::root() {
@@ -180,7 +167,7 @@ fn master_lookup_explains_what_is_wrong() {
             let mut nl = Netlink::host().unwrap();
             let find = |nl: &mut Netlink, extra: Value| {
                 let cfg = macvlan_config(&request(conf(extra), "")).unwrap();
-                crate::find_master(nl, &cfg).unwrap_err()
+                child_link::find_master(nl, &cfg).unwrap_err()
             };
             vec![
                 find(&mut nl, json!({"master": "eth9"})),
