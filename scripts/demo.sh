@@ -10,6 +10,6 @@ cd "$(dirname "$0")/.."
 prepare_machine "${DEMO_PACKAGES[@]}"
 
 echo "building the plugins and cnictl..." >&2
-build_release -p bridge -p host-local -p portmap -p firewall -p tuning -p dnsname -p cnictl
+build_release -p bridge -p host-local -p portmap -p firewall -p tuning -p dnsname -p cni-dns -p cnictl
 export CNI_PATH=$RELEASE_DIR
 exec "$RELEASE_DIR/cnictl" demo "$@"

@@ -51,7 +51,7 @@ done
 ensure_cargo
 PLUGINS=()
 for manifest in plugins/*/Cargo.toml; do PLUGINS+=("$(basename "$(dirname "$manifest")")"); done
-build_release $(printf -- '-p %s ' "${PLUGINS[@]}")
+build_release $(printf -- '-p %s ' "${PLUGINS[@]}") -p cni-dns
 install -d "$BIN_DIR"
 # cni-dns is the DNS sidecar dnsname starts; it looks for it next to itself.
 for p in "${PLUGINS[@]}" cni-dns; do

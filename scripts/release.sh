@@ -27,7 +27,7 @@ for manifest in plugins/*/Cargo.toml; do PLUGINS+=("$(basename "$(dirname "$mani
 BINARIES=("${PLUGINS[@]}" cni-dns cnictl)
 
 echo "release: building v$VERSION: ${BINARIES[*]} (static)" >&2
-build_release $(printf -- '-p %s ' "${PLUGINS[@]}") -p cnictl
+build_release $(printf -- '-p %s ' "${PLUGINS[@]}") -p cni-dns -p cnictl
 for bin in "${BINARIES[@]}"; do
     if ldd "$RELEASE_DIR/$bin" >/dev/null 2>&1 && ! ldd "$RELEASE_DIR/$bin" 2>&1 | grep -q 'statically linked'; then
         echo "release: $bin is dynamically linked" >&2

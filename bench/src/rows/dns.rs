@@ -513,7 +513,7 @@ struct Ours {
 }
 
 /// Our `dnsname` and `cni-dns`: `$CNI_BENCH_DNS_DIR`, else next to cni-bench (where
-/// `cargo build --release -p dnsname` puts both).
+/// `cargo build --release -p dnsname -p cni-dns` puts both).
 fn find_ours() -> Result<(PathBuf, PathBuf)> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("CNI_BENCH_DNS_DIR") {
@@ -532,7 +532,7 @@ fn find_ours() -> Result<(PathBuf, PathBuf)> {
         }
     }
     Err(Error::msg(format!(
-        "dnsname and cni-dns not found in {dirs:?}: build them (cargo build --release -p dnsname) or set CNI_BENCH_DNS_DIR"
+        "dnsname and cni-dns not found in {dirs:?}: build them (cargo build --release -p dnsname -p cni-dns) or set CNI_BENCH_DNS_DIR"
     )))
 }
 
