@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cni_tests::fixtures::{ip_of, ping_once, pings};
 use cni_tests::{PluginCall, RawOutcome, Sandbox, TestNetns, require_reference_plugins};
 use libcni::{CniConfig, NetworkConfigList, RuntimeConf};
 use serde_json::{Value, json};
@@ -306,36 +307,12 @@ fn addrs_of(link: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The address part of a result's `ips[i].address`.
-fn ip_of(result: &Value, i: usize) -> String {
-    let a = result["ips"][i]["address"].as_str().unwrap();
-    a.split('/').next().unwrap().to_string()
-}
-
 /// The host veth a result names (`interfaces[1]`).
 fn host_veth_of(result: &Value) -> String {
     result["interfaces"][1]["name"]
         .as_str()
         .unwrap()
         .to_string()
-}
-
-/// Whether `addr` answers a ping from `ns` within a few seconds: neighbour discovery, or an
-/// IPv6 address still in duplicate address detection (the reference plugin leaves DAD on in
-/// the container), may hold the first tries back; that is no failure of the plugin.
-fn pings(ns: &TestNetns, addr: &str) -> bool {
-    for _ in 0..10 {
-        if ns.succeeds(&["ping", "-c", "1", "-W", "1", addr]) {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    false
-}
-
-/// One ping, for paths that must be blocked (the caller has shown the path's pieces work).
-fn ping_once(ns: &TestNetns, addr: &str) -> bool {
-    ns.succeeds(&["ping", "-c", "1", "-W", "1", addr])
 }
 
 /// Applies an nft script inside `ns` (written to a file of the sandbox).

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cni_tests::fixtures::allocations;
 use cni_tests::{PluginCall, Sandbox, TestNetns, bin_dir, plugin_bin};
 use serde_json::{Value, json};
 
@@ -187,19 +188,6 @@ impl Case {
     fn allocations(&self) -> Vec<String> {
         allocations(&self.sandbox.data_dir().join("conformance"))
     }
-}
-
-/// The address files of a host-local network directory.
-fn allocations(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut ips: Vec<String> = entries
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    ips.sort();
-    ips
 }
 
 #[test]

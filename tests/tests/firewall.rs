@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use cni_tests::fixtures::ping_once;
 use cni_tests::{PluginCall, Sandbox, TestNetns, plugin_bin, reference_bin};
 use libcni::{CniConfig, NetworkConfigList, RuntimeConf};
 use serde_json::{Value, json};
@@ -75,10 +76,6 @@ impl Host {
     }
 }
 
-fn pings(from: &TestNetns, to: &str) -> bool {
-    from.succeeds(&["ping", "-c", "1", "-W", "1", to])
-}
-
 fn ip_of(result: &cni::CniResult) -> String {
     result.ips[0].address.ip().to_string()
 }
@@ -100,7 +97,7 @@ fn lets_traffic_through(backend: &str, host_drops: impl Fn(&Host)) {
     let rt_bare = RuntimeConf::new("bare", bare.path_str(), "eth0");
     cni.add_network_list(&without, &rt_bare).unwrap();
     assert!(
-        !pings(&bare, "10.200.0.2"),
+        !ping_once(&bare, "10.200.0.2"),
         "the host was meant to drop forwarded traffic"
     );
 
@@ -109,10 +106,16 @@ fn lets_traffic_through(backend: &str, host_drops: impl Fn(&Host)) {
     let rt = RuntimeConf::new("ctr1", ctr.path_str(), "eth0");
     let result = cni.add_network_list(&list, &rt).unwrap();
     let ip = ip_of(&result);
-    assert!(pings(&ctr, "10.200.0.2"), "container cannot get out");
+    assert!(ping_once(&ctr, "10.200.0.2"), "container cannot get out");
     // The reference's rules: replies come back in, new connections from outside do not.
-    assert!(!pings(&host.outside, &ip), "outside reached the container");
-    assert!(!pings(&bare, "10.200.0.2"), "another container got through");
+    assert!(
+        !ping_once(&host.outside, &ip),
+        "outside reached the container"
+    );
+    assert!(
+        !ping_once(&bare, "10.200.0.2"),
+        "another container got through"
+    );
     cni.check_network_list(&list, &rt).unwrap();
 
     cni.del_network_list(&list, &rt).unwrap();
@@ -186,18 +189,18 @@ fn the_foreign_chain_gets_one_accept_rule_and_our_table_one_element_per_address(
     for ip in ["10.91.0.2", "10.91.0.3", "10.91.0.4"] {
         assert!(set.contains(ip), "{set}");
     }
-    assert!(pings(&ctrs[2], "10.200.0.2"));
+    assert!(ping_once(&ctrs[2], "10.200.0.2"));
     // CHECK notices the accept rule gone from the foreign chain; the next ADD puts it back.
     host.sandbox
         .host_run(&["nft", "flush", "chain", "inet", "filter", "forward"]);
     let err = cni.check_network_list(&list, &rts[0]).unwrap_err();
     assert!(err.to_string().contains("inet filter forward"), "{err}");
-    assert!(!pings(&ctrs[2], "10.200.0.2"));
+    assert!(!ping_once(&ctrs[2], "10.200.0.2"));
     let extra = host.sandbox.container();
     let rt_extra = RuntimeConf::new("extra", extra.path_str(), "eth0");
     cni.add_network_list(&list, &rt_extra).unwrap();
     cni.check_network_list(&list, &rts[0]).unwrap();
-    assert!(pings(&ctrs[2], "10.200.0.2"));
+    assert!(ping_once(&ctrs[2], "10.200.0.2"));
     cni.del_network_list(&list, &rt_extra).unwrap();
     for rt in &rts {
         cni.del_network_list(&list, rt).unwrap();
@@ -229,9 +232,9 @@ fn ingress(backend: &str, policy: &str) -> (bool, bool, bool) {
     cni.add_network_list(&a, &rts[0]).unwrap();
     let rb1 = cni.add_network_list(&b, &rts[2]).unwrap();
     cni.check_network_list(&a, &rts[0]).unwrap();
-    let same_bridge = pings(&a1, &ip_of(&ra2));
-    let other_bridge = pings(&a1, &ip_of(&rb1));
-    let out = pings(&a1, "10.200.0.2");
+    let same_bridge = ping_once(&a1, &ip_of(&ra2));
+    let other_bridge = ping_once(&a1, &ip_of(&rb1));
+    let out = ping_once(&a1, "10.200.0.2");
     cni.del_network_list(&a, &rts[0]).unwrap();
     cni.del_network_list(&a, &rts[1]).unwrap();
     cni.del_network_list(&b, &rts[2]).unwrap();

@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cni_tests::fixtures::{allocations, assert_only_lo, ip_of, link_names, merge, ping_once};
 use cni_tests::{PluginCall, RawOutcome, Sandbox, TestNetns, bin_dir, plugin_bin};
 use serde_json::{Value, json};
 
@@ -76,12 +76,6 @@ impl Net {
     }
 }
 
-fn merge(conf: &mut Value, extra: Value) {
-    for (k, v) in extra.as_object().unwrap() {
-        conf[k] = v.clone();
-    }
-}
-
 /// `ip link add NAME type veth peer name NAMEp`, both ends up.
 fn add_veth(ns: &TestNetns, name: &str) {
     let peer = format!("{name}p");
@@ -92,57 +86,11 @@ fn add_veth(ns: &TestNetns, name: &str) {
     ns.run(&["ip", "link", "set", &peer, "up"]);
 }
 
-fn allocations(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut ips: Vec<String> = entries
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    ips.sort();
-    ips
-}
-
-fn link_names(ns: &TestNetns) -> Vec<String> {
-    let out = ns.run(&["ip", "-j", "link", "show"]);
-    let links: Value = serde_json::from_str(&out).unwrap();
-    links
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// `ip -d -j link show dev IFNAME` in `ns`.
 fn details(ns: &TestNetns, ifname: &str) -> Value {
     let out = ns.run(&["ip", "-d", "-j", "link", "show", "dev", ifname]);
     let v: Value = serde_json::from_str(&out).unwrap();
     v[0].clone()
-}
-
-/// Waits (up to 3 s) until the namespace has nothing but `lo`: DEL leaves the kernel's
-/// unregistration of the link to a child process.
-fn assert_only_lo(ns: &TestNetns) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let names = link_names(ns);
-        if names == ["lo"] {
-            return;
-        }
-        assert!(Instant::now() < deadline, "links left: {names:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn ip_of(result: &Value) -> String {
-    let addr = result["ips"][0]["address"].as_str().unwrap();
-    addr.split('/').next().unwrap().to_string()
-}
-
-fn pings(from: &TestNetns, to: &str) -> bool {
-    from.succeeds(&["ping", "-c", "1", "-W", "1", to])
 }
 
 #[test]
@@ -163,10 +111,10 @@ fn two_containers_on_one_master_reach_each_other_but_not_the_master() {
         assert_eq!(link["address"], ifaces[0]["mac"]);
         assert_eq!(link["operstate"], "UP", "{link}");
     }
-    assert_eq!(ip_of(&ra), "10.61.0.2");
-    assert_eq!(ip_of(&rb), "10.61.0.3");
-    assert!(pings(&a, "10.61.0.3"));
-    assert!(pings(&b, "10.61.0.2"));
+    assert_eq!(ip_of(&ra, 0), "10.61.0.2");
+    assert_eq!(ip_of(&rb, 0), "10.61.0.3");
+    assert!(ping_once(&a, "10.61.0.3"));
+    assert!(ping_once(&b, "10.61.0.2"));
     // The link never had its final name on the host.
     assert!(net.host_leftovers().is_empty());
 
@@ -174,7 +122,7 @@ fn two_containers_on_one_master_reach_each_other_but_not_the_master() {
     // with an address on the master, cannot reach the containers.
     net.sb
         .host_run(&["ip", "addr", "add", "10.61.0.1/24", "dev", "m0"]);
-    assert!(!pings(&net.sb.host, "10.61.0.2"));
+    assert!(!ping_once(&net.sb.host, "10.61.0.2"));
     // The usual workaround (README): a macvlan of the master on the host, holding the
     // host's address, with the containers' subnet routed through it.
     let host = &net.sb.host;
@@ -185,8 +133,8 @@ fn two_containers_on_one_master_reach_each_other_but_not_the_master() {
     host.run(&["ip", "addr", "add", "10.61.0.254/32", "dev", "mv-host"]);
     host.run(&["ip", "link", "set", "mv-host", "up"]);
     host.run(&["ip", "route", "add", "10.61.0.0/24", "dev", "mv-host"]);
-    assert!(pings(host, "10.61.0.2"));
-    assert!(pings(&b, "10.61.0.254"));
+    assert!(ping_once(host, "10.61.0.2"));
+    assert!(ping_once(&b, "10.61.0.254"));
 
     for (id, ctr, r) in [("a", &a, &ra), ("b", &b, &rb)] {
         net.with_prev("DEL", id, ctr, r).assert_ok_empty();
@@ -209,7 +157,7 @@ fn reach_in_mode(mode: &str, subnet_octet: u8) -> (bool, bool) {
     }
     net.with_prev("CHECK", "a", &a, &ra).assert_ok_empty();
     let to = format!("10.{subnet_octet}.0.3");
-    let direct = pings(&a, &to);
+    let direct = ping_once(&a, &to);
     let host = &net.sb.host;
     host.run(&["ip", "link", "add", "sw0", "type", "bridge"]);
     host.run(&["ip", "link", "set", "m0p", "master", "sw0"]);
@@ -217,7 +165,7 @@ fn reach_in_mode(mode: &str, subnet_octet: u8) -> (bool, bool) {
     host.run(&["bridge", "link", "set", "dev", "m0p", "hairpin", "on"]);
     // Let the port reach forwarding state (no STP: immediately, but the link settles).
     std::thread::sleep(Duration::from_millis(100));
-    let reflected = pings(&a, &to);
+    let reflected = ping_once(&a, &to);
     (direct, reflected)
 }
 
