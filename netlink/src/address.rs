@@ -34,7 +34,8 @@ impl IpFamily {
 }
 
 /// `RT_SCOPE_HOST`: addresses valid only inside this host (127.0.0.1, ::1).
-pub const SCOPE_HOST: u8 = 254;
+#[cfg(test)]
+pub(crate) const SCOPE_HOST: u8 = 254;
 /// `RT_SCOPE_LINK`: link-local addresses (fe80::/64).
 pub const SCOPE_LINK: u8 = 253;
 /// `RT_SCOPE_UNIVERSE`: global addresses.
@@ -47,7 +48,7 @@ pub struct Address {
     pub index: u32,
     /// The address with the prefix length of its subnet, e.g. `10.22.0.5/16`.
     pub addr: IpNetwork,
-    /// `RT_SCOPE_*` (see [`SCOPE_HOST`], [`SCOPE_LINK`], [`SCOPE_UNIVERSE`]).
+    /// `RT_SCOPE_*` (see [`SCOPE_LINK`], [`SCOPE_UNIVERSE`]; 254 is host).
     pub scope: u8,
     /// `IFA_F_*` flags (permanent, tentative, dadfailed...).
     pub flags: u32,

@@ -279,7 +279,8 @@ impl Netlink {
 
     /// `bridge vlan add dev BRIDGE vid V[-W] [pvid] [untagged] self`: the bridge device's
     /// own membership, for a gateway address on the bridge in a VLAN.
-    pub fn add_bridge_self_vlan(
+    #[cfg(test)]
+    pub(crate) fn add_bridge_self_vlan(
         &mut self,
         bridge: u32,
         vids: RangeInclusive<u16>,
@@ -301,7 +302,12 @@ impl Netlink {
     }
 
     /// `bridge vlan del dev BRIDGE vid V[-W] self`.
-    pub fn del_bridge_self_vlan(&mut self, bridge: u32, vids: RangeInclusive<u16>) -> Result<()> {
+    #[cfg(test)]
+    pub(crate) fn del_bridge_self_vlan(
+        &mut self,
+        bridge: u32,
+        vids: RangeInclusive<u16>,
+    ) -> Result<()> {
         self.change_vlans(
             false,
             bridge,

@@ -28,22 +28,18 @@ mod vlan_links;
 
 pub use ipnetwork::IpNetwork;
 
-pub use address::{Address, IpFamily, SCOPE_HOST, SCOPE_LINK, SCOPE_UNIVERSE};
-pub use bridge::{
-    BridgeOptions, BridgePortInfo, BridgePortOptions, BridgeVlan, BridgeVlanFlags, MAX_VLAN_ID,
-};
+pub use address::{Address, IpFamily, SCOPE_LINK};
+pub use bridge::{BridgeOptions, BridgePortInfo, BridgePortOptions, BridgeVlan, BridgeVlanFlags};
 pub use error::{Error, Result};
 pub use exit_handoff::close_after_exit;
 pub use handle::Netlink;
 pub use link::{
-    IFF_ALLMULTI, IFF_LOOPBACK, IFF_PROMISC, IFF_UP, Ipv4Conf, IpvlanMode, Link, LinkId,
-    MAX_IFNAME_LEN, MacAddr, MacvlanMode, OperState, mac_is_set, random_link_name,
+    IFF_ALLMULTI, IFF_PROMISC, IFF_UP, Ipv4Conf, IpvlanMode, Link, LinkId, MacAddr, MacvlanMode,
+    OperState, mac_is_set, random_link_name,
 };
 pub use netns::NetNs;
 pub use nft::Nft;
-pub use route::{
-    PROTO_BOOT, PROTO_KERNEL, Route, RouteFilter, TABLE_LOCAL, TABLE_MAIN, TYPE_UNICAST,
-};
+pub use route::{Route, RouteFilter, TABLE_MAIN};
 pub use sysctl::{get_sysctl, set_sysctl, set_sysctls, sysctl_path};
 pub use tools::find_tool;
 pub use veth::VethOptions;

@@ -7,15 +7,13 @@ use std::str::FromStr;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridge, InfoData, InfoIpVlan, InfoKind, InfoMacVlan,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridge, InfoData, InfoIpVlan, InfoMacVlan,
     InfoPortData, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, State,
 };
-use std::os::fd::{AsFd, AsRawFd};
 
 use crate::bridge::BridgePortInfo;
 use crate::error::{Error, Result};
 use crate::handle::Netlink;
-use crate::netns::NetNs;
 
 /// The longest interface name the kernel takes (IFNAMSIZ - 1).
 pub const MAX_IFNAME_LEN: usize = 15;
@@ -373,7 +371,8 @@ impl Link {
 
     /// Whether the kernel reports the link operationally up (`IFLA_OPERSTATE` UP): for a
     /// veth, both ends are up; for a bridge, at least one port forwards.
-    pub fn oper_up(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn oper_up(&self) -> bool {
         self.oper_state == OperState::Up
     }
 
@@ -657,49 +656,6 @@ impl Netlink {
         .map_err(|e| e.during(what()))
     }
 
-    /// `ip link set DEV netns NS`. The link keeps its ifindex if it is free in `ns`; it
-    /// fails with EEXIST if `ns` has a link of the same name, EINVAL for links that
-    /// cannot change namespace (bridges, lo).
-    pub fn move_to_netns(&mut self, id: impl Into<LinkId>, ns: &NetNs) -> Result<()> {
-        let id = id.into();
-        self.change_link(&id, |msg| {
-            msg.attributes
-                .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
-        })
-        .map_err(|e| e.during(format!("move link {id} to netns {}", ns.path().display())))
-    }
-
-    /// `ip link set DEV netns NS name NEW`: moves and renames in one request (macvlan and
-    /// ipvlan are created under a temporary name in the host and get their final name on
-    /// the move). Naming the link by name costs one more request to find its index.
-    ///
-    /// Not atomic (the kernel's doing): if `NEW` is taken in `ns` but the old name is
-    /// free there, the link moves and only the rename fails (EEXIST). The link then
-    /// sits in `ns` under its old name, and undoing is up to the caller (delete it there).
-    pub fn move_to_netns_as(
-        &mut self,
-        id: impl Into<LinkId>,
-        ns: &NetNs,
-        new_name: &str,
-    ) -> Result<()> {
-        let id = id.into();
-        let what = || {
-            format!(
-                "move link {id} to netns {} as {new_name}",
-                ns.path().display()
-            )
-        };
-        check_ifname(new_name)?;
-        let index = self.resolve_index(&id).map_err(|e| e.during(what()))?;
-        self.change_link(&LinkId::Index(index), |msg| {
-            msg.attributes
-                .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
-            msg.attributes
-                .push(LinkAttribute::IfName(new_name.to_owned()));
-        })
-        .map_err(|e| e.during(what()))
-    }
-
     /// The ifindex of `id`: itself for an index, a lookup for a name (ENODEV if none).
     fn resolve_index(&mut self, id: &LinkId) -> Result<u32> {
         match id {
@@ -739,13 +695,14 @@ impl Netlink {
     /// "bridge" with kernel defaults): links to hang addresses and routes on, or parents
     /// for macvlans in tests. Fails with EEXIST ([`Error::is_exists`]) if the name is
     /// taken, EOPNOTSUPP if the kernel lacks the kind.
-    pub fn create_link_of_kind(&mut self, name: &str, kind: &str) -> Result<()> {
+    #[cfg(test)]
+    pub(crate) fn create_link_of_kind(&mut self, name: &str, kind: &str) -> Result<()> {
         check_ifname(name)?;
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
         msg.attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-                InfoKind::from(kind),
+                netlink_packet_route::link::InfoKind::from(kind),
             )]));
         self.create_link(msg)
             .map_err(|e| e.during(format!("create {kind} link {name}")))
@@ -776,7 +733,7 @@ mod tests {
     use super::*;
     use crate::VethOptions;
     use crate::testutil::{in_new_netns, sandbox};
-    use netlink_packet_route::link::MacVlanMode;
+    use netlink_packet_route::link::{InfoKind, MacVlanMode};
 
     #[test]
     fn mac_addresses_parse_and_print() {
@@ -988,63 +945,6 @@ mod tests {
         if let Err(err) = nl.rename_link(index, "cni2") {
             assert_eq!(err.errno(), Some(libc::EBUSY), "{err:?}");
         }
-    }
-
-    #[test]
-    fn links_move_to_another_netns() {
-        let Some((host, mut nl)) = sandbox() else {
-            return;
-        };
-        let other = NetNs::new_unnamed().unwrap();
-        let mut in_other = Netlink::in_netns(&other).unwrap();
-        // veth ends, as this kernel has no dummy links (and bridges cannot move).
-        let opts = VethOptions::default();
-        nl.create_veth("va", "vb", &host, &opts).unwrap();
-        nl.create_veth("vc", "vd", &host, &opts).unwrap();
-        let va = nl.get_link("va").unwrap().unwrap();
-        nl.move_to_netns("va", &other).unwrap();
-        assert_eq!(nl.get_link("va").unwrap(), None);
-        let moved = in_other.get_link("va").unwrap().unwrap();
-        // It keeps its ifindex (free in the new netns) and its peer, now across netns.
-        assert_eq!(moved.index, va.index);
-        assert!(moved.link_netnsid.is_some(), "{moved:?}");
-
-        // Moved and renamed in one request.
-        nl.move_to_netns_as("vc", &other, "eth0").unwrap();
-        assert_eq!(nl.get_link("vc").unwrap(), None);
-        assert_eq!(in_other.get_link("vc").unwrap(), None);
-        assert_eq!(
-            in_other.get_link("eth0").unwrap().unwrap().kind.as_deref(),
-            Some("veth")
-        );
-
-        // Name taken in the target: EEXIST, and the link stays where it was.
-        nl.create_veth("va", "ve", &host, &opts).unwrap();
-        let err = nl.move_to_netns("va", &other).unwrap_err();
-        assert!(err.is_exists(), "{err:?}");
-        assert!(nl.get_link("va").unwrap().is_some());
-        // Kernel quirk: with the new name taken in the target but the old one free, the
-        // move happens and only the rename fails. The link is left in the target under
-        // its old name.
-        let err = nl.move_to_netns_as("vb", &other, "eth0").unwrap_err();
-        assert!(err.is_exists(), "{err:?}");
-        assert_eq!(nl.get_link("vb").unwrap(), None);
-        assert!(in_other.get_link("vb").unwrap().is_some());
-        assert!(
-            nl.move_to_netns("nosuch0", &other)
-                .unwrap_err()
-                .is_not_found()
-        );
-        assert!(
-            nl.move_to_netns_as("nosuch0", &other, "x")
-                .unwrap_err()
-                .is_not_found()
-        );
-
-        // Bridges are netns-local: the kernel refuses to move them.
-        nl.create_link_of_kind("br0", "bridge").unwrap();
-        let err = nl.move_to_netns("br0", &other).unwrap_err();
-        assert_eq!(err.errno(), Some(libc::EINVAL), "{err:?}");
     }
 
     #[test]

@@ -17,9 +17,11 @@ use crate::handle::Netlink;
 /// `RT_TABLE_MAIN`: the table `ip route` shows.
 pub const TABLE_MAIN: u32 = 254;
 /// `RT_TABLE_LOCAL`: local and broadcast routes the kernel maintains.
-pub const TABLE_LOCAL: u32 = 255;
+#[cfg(test)]
+pub(crate) const TABLE_LOCAL: u32 = 255;
 /// `RTPROT_KERNEL`: routes the kernel added for an address's subnet.
-pub const PROTO_KERNEL: u8 = 2;
+#[cfg(test)]
+pub(crate) const PROTO_KERNEL: u8 = 2;
 /// `RTPROT_BOOT`: what `ip route add` uses by default.
 pub const PROTO_BOOT: u8 = 3;
 /// `RTN_UNICAST`.

@@ -477,7 +477,8 @@ impl Nft {
 
     /// Deletes a table with everything in it (`NFT_MSG_DELTABLE`); a missing table is
     /// fine.
-    pub fn delete_table(&mut self, family: Family, table: &str) -> Result<()> {
+    #[cfg(test)]
+    pub(crate) fn delete_table(&mut self, family: Family, table: &str) -> Result<()> {
         check_name("table", table)?;
         let msg = message(
             family,
