@@ -220,36 +220,73 @@ fn parse_opts(driver: Driver, opts: &[String]) -> Result<BTreeMap<String, String
 
 /// Checks the options and builds the conflist (without writing anything).
 pub fn plan(env: &Env, o: &CreateOpts, existing: &[Network]) -> Result<Plan> {
-    cni::conf::validate_network_name(&o.name).map_err(|e| {
+    check_new_name(&o.name, existing)?;
+    let driver = Driver::parse(o.driver.as_deref().unwrap_or("bridge"))?;
+    let opts = parse_opts(driver, &o.opts)?;
+    let mtu = parse_mtu(&opts)?;
+    let (subnets, picked_subnet) = plan_subnets(env, o, existing)?;
+    let gateways = assign_gateways(&o.gateways, &subnets)?;
+    let ranges_of = assign_ranges(&o.ip_ranges, &subnets)?;
+    let (ipam, range_sets) = ipam_config(env, o, &subnets, &gateways, &ranges_of);
+    let dns = driver == Driver::Bridge && !o.no_dns;
+    let plugins = match driver {
+        Driver::Bridge => bridge_plugins(env, o, &opts, existing, mtu, ipam, dns)?,
+        Driver::Macvlan | Driver::Ipvlan => child_plugins(env, driver, &opts, mtu, ipam)?,
+    };
+    let meta = Meta {
+        driver: driver.as_str().to_string(),
+        created: now_rfc3339(),
+        internal: o.internal,
+        dns,
+        options: opts,
+    };
+    let conflist = json!({
+        "cniVersion": CNI_VERSION,
+        "name": o.name,
+        "plugins": plugins,
+        META_KEY: meta,
+    });
+    Ok(Plan {
+        driver,
+        ranges: range_sets,
+        conflist,
+        picked_subnet,
+    })
+}
+
+/// A valid name no network has yet.
+fn check_new_name(name: &str, existing: &[Network]) -> Result<()> {
+    cni::conf::validate_network_name(name).map_err(|e| {
         CliError::new(e.msg).hint(
             "network names are letters, digits, '_', '.' and '-', starting with a letter or digit",
         )
     })?;
-    if let Some(n) = existing.iter().find(|n| n.name == o.name) {
+    if let Some(n) = existing.iter().find(|n| n.name == name) {
         return Err(CliError::new(format!(
-            "network {} already exists ({})",
-            o.name,
+            "network {name} already exists ({})",
             n.file.display()
         ))
         .hint(format!(
-            "pick another name, or remove it first with `cnictl network rm {}`",
-            o.name
+            "pick another name, or remove it first with `cnictl network rm {name}`"
         )));
     }
-    let driver = Driver::parse(o.driver.as_deref().unwrap_or("bridge"))?;
-    let opts = parse_opts(driver, &o.opts)?;
-    let mtu = match opts.get("mtu") {
-        None => None,
-        Some(m) => match m.parse::<u32>() {
-            Ok(v @ 68..=65535) => Some(v),
-            _ => {
-                return Err(CliError::new(format!("invalid mtu {m:?}"))
-                    .hint("give a number from 68 to 65535, e.g. --opt mtu=1400"));
-            }
-        },
-    };
+    Ok(())
+}
 
-    // Subnets: given, or a free one.
+fn parse_mtu(opts: &BTreeMap<String, String>) -> Result<Option<u32>> {
+    match opts.get("mtu") {
+        None => Ok(None),
+        Some(m) => match m.parse::<u32>() {
+            Ok(v @ 68..=65535) => Ok(Some(v)),
+            _ => Err(CliError::new(format!("invalid mtu {m:?}"))
+                .hint("give a number from 68 to 65535, e.g. --opt mtu=1400")),
+        },
+    }
+}
+
+/// The subnets given (none overlapping each other or another network's), or a free one;
+/// whether it was picked.
+fn plan_subnets(env: &Env, o: &CreateOpts, existing: &[Network]) -> Result<(Vec<IpNetwork>, bool)> {
     let mut subnets = Vec::new();
     for s in &o.subnets {
         let n = parse_subnet(s)?;
@@ -269,27 +306,33 @@ pub fn plan(env: &Env, o: &CreateOpts, existing: &[Network]) -> Result<Plan> {
             }
         }
     }
-    let picked_subnet = subnets.is_empty();
-    if picked_subnet {
-        if !o.gateways.is_empty() || !o.ip_ranges.is_empty() {
-            return Err(CliError::new("--gateway and --ip-range need a --subnet")
-                .hint("give the subnet they belong to with --subnet"));
-        }
-        let mut used: Vec<IpNetwork> = existing
-            .iter()
-            .flat_map(|n| n.ranges().into_iter().map(|r| r.subnet))
-            .collect();
-        used.extend(host_networks(env));
-        let n = pick_subnet(&used).ok_or_else(|| {
-            CliError::new("no free subnet left between 10.89.0.0/24 and 10.255.255.0/24")
-                .hint("give one with --subnet")
-        })?;
-        subnets.push(n);
+    if !subnets.is_empty() {
+        return Ok((subnets, false));
     }
+    if !o.gateways.is_empty() || !o.ip_ranges.is_empty() {
+        return Err(CliError::new("--gateway and --ip-range need a --subnet")
+            .hint("give the subnet they belong to with --subnet"));
+    }
+    let mut used: Vec<IpNetwork> = existing
+        .iter()
+        .flat_map(|n| n.ranges().into_iter().map(|r| r.subnet))
+        .collect();
+    used.extend(host_networks(env));
+    let n = pick_subnet(&used).ok_or_else(|| {
+        CliError::new("no free subnet left between 10.89.0.0/24 and 10.255.255.0/24")
+            .hint("give one with --subnet")
+    })?;
+    Ok((vec![n], true))
+}
 
-    // Gateways and ranges belong to the subnet that holds them.
+/// Each `--gateway` to the subnet that holds it (one each, not the network or broadcast
+/// address).
+fn assign_gateways(given: &[String], subnets: &[IpNetwork]) -> Result<Vec<Option<IpAddr>>> {
+    if given.len() > subnets.len() {
+        return Err(CliError::new("more --gateway than --subnet"));
+    }
     let mut gateways: Vec<Option<IpAddr>> = vec![None; subnets.len()];
-    for g in &o.gateways {
+    for g in given {
         let ip: IpAddr = g
             .parse()
             .map_err(|_| CliError::new(format!("invalid --gateway {g:?}: not an IP address")))?;
@@ -308,8 +351,13 @@ pub fn plan(env: &Env, o: &CreateOpts, existing: &[Network]) -> Result<Plan> {
             return Err(CliError::new(format!("two gateways for {}", subnets[i])));
         }
     }
+    Ok(gateways)
+}
+
+/// Each `--ip-range` to the subnet that holds it, as its first and last usable address.
+fn assign_ranges(given: &[String], subnets: &[IpNetwork]) -> Result<Vec<Option<(IpAddr, IpAddr)>>> {
     let mut ranges_of: Vec<Option<(IpAddr, IpAddr)>> = vec![None; subnets.len()];
-    for r in &o.ip_ranges {
+    for r in given {
         let rn: IpNetwork = r.parse().map_err(|_| {
             CliError::new(format!("invalid --ip-range {r:?}"))
                 .hint("write it in CIDR notation inside the subnet, e.g. --ip-range 10.90.0.128/25")
@@ -341,10 +389,18 @@ pub fn plan(env: &Env, o: &CreateOpts, existing: &[Network]) -> Result<Plan> {
             return Err(CliError::new(format!("two --ip-range for {}", subnets[i])));
         }
     }
-    if o.gateways.len() > subnets.len() {
-        return Err(CliError::new("more --gateway than --subnet"));
-    }
+    Ok(ranges_of)
+}
 
+/// host-local's config: a range set per subnet (its gateway, its range), a default route
+/// per family unless the network is internal; and the range sets.
+fn ipam_config(
+    env: &Env,
+    o: &CreateOpts,
+    subnets: &[IpNetwork],
+    gateways: &[Option<IpAddr>],
+    ranges_of: &[Option<(IpAddr, IpAddr)>],
+) -> (Value, Vec<Value>) {
     let mut range_sets = Vec::new();
     let mut routes = Vec::new();
     for (i, s) in subnets.iter().enumerate() {
@@ -364,127 +420,117 @@ pub fn plan(env: &Env, o: &CreateOpts, existing: &[Network]) -> Result<Plan> {
     if let Some(d) = &env.data_dir {
         ipam["dataDir"] = json!(d.join("networks"));
     }
+    (ipam, range_sets)
+}
 
-    let dns = driver == Driver::Bridge && !o.no_dns;
-    let mut plugins = Vec::new();
-    match driver {
-        Driver::Bridge => {
-            let bridge = opts
-                .get("bridge")
-                .cloned()
-                .unwrap_or_else(|| bridge_name(&o.name));
-            cni::env::validate_ifname(&bridge).map_err(|_| {
-                CliError::new(format!("invalid bridge name {bridge:?}"))
-                    .hint("interface names are 1 to 15 characters without '/', ':' or spaces")
-            })?;
-            if let Some(n) = existing
-                .iter()
-                .find(|n| n.bridge().as_deref() == Some(&bridge))
-            {
-                return Err(CliError::new(format!(
-                    "bridge {bridge} is already used by network {}",
-                    n.name
-                ))
-                .hint("pick another with --opt bridge=NAME"));
-            }
-            let mut b = json!({
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": true,
-                "ipMasq": !o.internal,
-                "hairpinMode": true,
-            });
-            if let Some(m) = mtu {
-                b["mtu"] = json!(m);
-            }
-            if let Some(iso) = opts.get("isolate") {
-                let v: bool = iso.parse().map_err(|_| {
-                    CliError::new(format!("invalid isolate {iso:?}")).hint("use true or false")
-                })?;
-                b["isolate"] = json!(v);
-            }
-            if let Some(d) = &env.data_dir {
-                b["dataDir"] = json!(d.join("bridge"));
-            }
-            b["ipam"] = ipam;
-            plugins.push(b);
-            let mut portmap = json!({"type": "portmap", "capabilities": {"portMappings": true}});
-            let mut firewall = json!({"type": "firewall"});
-            let mut tuning = json!({"type": "tuning"});
-            // Each plugin's state under the data dir too, never in the machine's /run/cni.
-            if let Some(d) = &env.data_dir {
-                portmap["dataDir"] = json!(d.join("portmap"));
-                firewall["dataDir"] = json!(d.join("firewall"));
-                tuning["dataDir"] = json!(d.join("tuning"));
-            }
-            plugins.extend([portmap, firewall, tuning]);
-            if dns {
-                let mut d = json!({
-                    "type": "dnsname",
-                    "domainName": DNS_DOMAIN,
-                    "capabilities": {"aliases": true},
-                });
-                if let Some(dir) = &env.data_dir {
-                    d["dataDir"] = json!(dir.join("dns"));
-                }
-                if let Some(up) = &env.dns_upstream {
-                    d["upstreamResolvConf"] = json!(up);
-                }
-                plugins.push(d);
-            }
+/// A bridge network's chain, as podman writes it: bridge, portmap, firewall, tuning, and
+/// dnsname with DNS on; every plugin's state under the data dir, never in /run/cni.
+fn bridge_plugins(
+    env: &Env,
+    o: &CreateOpts,
+    opts: &BTreeMap<String, String>,
+    existing: &[Network],
+    mtu: Option<u32>,
+    ipam: Value,
+    dns: bool,
+) -> Result<Vec<Value>> {
+    let bridge = opts
+        .get("bridge")
+        .cloned()
+        .unwrap_or_else(|| bridge_name(&o.name));
+    cni::env::validate_ifname(&bridge).map_err(|_| {
+        CliError::new(format!("invalid bridge name {bridge:?}"))
+            .hint("interface names are 1 to 15 characters without '/', ':' or spaces")
+    })?;
+    if let Some(n) = existing
+        .iter()
+        .find(|n| n.bridge().as_deref() == Some(&bridge))
+    {
+        return Err(CliError::new(format!(
+            "bridge {bridge} is already used by network {}",
+            n.name
+        ))
+        .hint("pick another with --opt bridge=NAME"));
+    }
+    let mut b = json!({
+        "type": "bridge",
+        "bridge": bridge,
+        "isGateway": true,
+        "ipMasq": !o.internal,
+        "hairpinMode": true,
+    });
+    if let Some(m) = mtu {
+        b["mtu"] = json!(m);
+    }
+    if let Some(iso) = opts.get("isolate") {
+        let v: bool = iso.parse().map_err(|_| {
+            CliError::new(format!("invalid isolate {iso:?}")).hint("use true or false")
+        })?;
+        b["isolate"] = json!(v);
+    }
+    b["ipam"] = ipam;
+    let mut plugins = vec![
+        b,
+        json!({"type": "portmap", "capabilities": {"portMappings": true}}),
+        json!({"type": "firewall"}),
+        json!({"type": "tuning"}),
+    ];
+    if dns {
+        let mut d = json!({
+            "type": "dnsname",
+            "domainName": DNS_DOMAIN,
+            "capabilities": {"aliases": true},
+        });
+        if let Some(up) = &env.dns_upstream {
+            d["upstreamResolvConf"] = json!(up);
         }
-        Driver::Macvlan | Driver::Ipvlan => {
-            let mut m = json!({"type": driver.as_str()});
-            if let Some(parent) = opts.get("parent") {
-                cni::env::validate_ifname(parent).map_err(|_| {
-                    CliError::new(format!("invalid parent interface name {parent:?}"))
-                })?;
-                check_parent(env, parent)?;
-                m["master"] = json!(parent);
-            }
-            if let Some(mode) = opts.get("mode") {
-                let ok: &[&str] = if driver == Driver::Macvlan {
-                    &["bridge", "private", "vepa", "passthru"]
-                } else {
-                    &["l2", "l3", "l3s"]
-                };
-                if !ok.contains(&mode.as_str()) {
-                    return Err(CliError::new(format!(
-                        "invalid {} mode {mode:?}",
-                        driver.as_str()
-                    ))
-                    .hint(format!("use one of: {}", ok.join(", "))));
-                }
-                m["mode"] = json!(mode);
-            }
-            if let Some(v) = mtu {
-                m["mtu"] = json!(v);
-            }
-            m["ipam"] = ipam;
-            plugins.push(m);
-            plugins.push(json!({"type": "tuning"}));
+        plugins.push(d);
+    }
+    if let Some(dir) = &env.data_dir {
+        for (plugin, sub) in plugins
+            .iter_mut()
+            .zip(["bridge", "portmap", "firewall", "tuning", "dns"])
+        {
+            plugin["dataDir"] = json!(dir.join(sub));
         }
     }
+    Ok(plugins)
+}
 
-    let meta = Meta {
-        driver: driver.as_str().to_string(),
-        created: now_rfc3339(),
-        internal: o.internal,
-        dns,
-        options: opts,
-    };
-    let conflist = json!({
-        "cniVersion": CNI_VERSION,
-        "name": o.name,
-        "plugins": plugins,
-        META_KEY: meta,
-    });
-    Ok(Plan {
-        driver,
-        ranges: range_sets,
-        conflist,
-        picked_subnet,
-    })
+/// A macvlan or ipvlan network: the child link on its parent, then tuning.
+fn child_plugins(
+    env: &Env,
+    driver: Driver,
+    opts: &BTreeMap<String, String>,
+    mtu: Option<u32>,
+    ipam: Value,
+) -> Result<Vec<Value>> {
+    let mut m = json!({"type": driver.as_str()});
+    if let Some(parent) = opts.get("parent") {
+        cni::env::validate_ifname(parent)
+            .map_err(|_| CliError::new(format!("invalid parent interface name {parent:?}")))?;
+        check_parent(env, parent)?;
+        m["master"] = json!(parent);
+    }
+    if let Some(mode) = opts.get("mode") {
+        let ok: &[&str] = if driver == Driver::Macvlan {
+            &["bridge", "private", "vepa", "passthru"]
+        } else {
+            &["l2", "l3", "l3s"]
+        };
+        if !ok.contains(&mode.as_str()) {
+            return Err(
+                CliError::new(format!("invalid {} mode {mode:?}", driver.as_str()))
+                    .hint(format!("use one of: {}", ok.join(", "))),
+            );
+        }
+        m["mode"] = json!(mode);
+    }
+    if let Some(v) = mtu {
+        m["mtu"] = json!(v);
+    }
+    m["ipam"] = ipam;
+    Ok(vec![m, json!({"type": "tuning"})])
 }
 
 /// A macvlan/ipvlan parent must exist where the plugins run.
