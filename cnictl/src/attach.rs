@@ -367,6 +367,27 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
     let network = find_network(&env.conf_dir, &o.network)?;
     let known = all_attachments(env)?;
     let ctr = resolve_container(&o.container, &known)?;
+    check_not_connected(env, o, &network, &known, &ctr)?;
+    let name = container_name(o, &known, &ctr)?;
+    check_aliases(o, &network)?;
+    let ports = free_ports(o, &network, &known)?;
+    let ip = match &o.ip {
+        None => None,
+        Some(text) => Some(check_static_ip(&network, text)?),
+    };
+    let ifname = pick_ifname(o, &known, &ctr)?;
+    let rt = runtime_conf(o, &network, &ctr, &name, ip, &ports, ifname);
+    add_or_clean_up(env, &network, &rt, &name)
+}
+
+/// The container is not the plugins' own namespace, nor connected to the network already.
+fn check_not_connected(
+    env: &Env,
+    o: &ConnectOpts,
+    network: &Network,
+    known: &[Attachment],
+    ctr: &Container,
+) -> Result<()> {
     if let Some(exec) = &env.exec_netns
         && ctr.netns_id.is_some()
         && ctr.netns_id == netns_id(exec)
@@ -377,7 +398,6 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
         ))
         .hint("give the PID of a process inside the container, or its netns path"));
     }
-
     if let Some(a) = known
         .iter()
         .find(|a| a.network == network.name && a.container_id == ctr.container_id)
@@ -395,7 +415,12 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
             a.display_name()
         )));
     }
+    Ok(())
+}
 
+/// The container's name: the one asked for or the one it has on another network (not two
+/// different ones), a DNS name no other container has.
+fn container_name(o: &ConnectOpts, known: &[Attachment], ctr: &Container) -> Result<String> {
     let name = match (&o.name, &ctr.name) {
         (Some(n), Some(old)) if n != old => {
             return Err(CliError::new(format!(
@@ -420,6 +445,11 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
         ))
         .hint("pick another --name"));
     }
+    Ok(name)
+}
+
+/// Aliases are DNS names, on a network with DNS.
+fn check_aliases(o: &ConnectOpts, network: &Network) -> Result<()> {
     for a in &o.aliases {
         check_dns_name("alias", a)?;
     }
@@ -431,6 +461,15 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
         .hint("leave out --alias, or use a network created without --no-dns"));
     }
 
+    Ok(())
+}
+
+/// The published ports, on a network that can publish them, no host port taken.
+fn free_ports(
+    o: &ConnectOpts,
+    network: &Network,
+    known: &[Attachment],
+) -> Result<Vec<PortMapping>> {
     let ports = parse_port_specs(&o.ports)?;
     if !ports.is_empty() && !network.has_capability("portMappings") {
         return Err(CliError::new(format!(
@@ -456,13 +495,12 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
         }
     }
 
-    let ip = match &o.ip {
-        None => None,
-        Some(text) => Some(check_static_ip(&network, text)?),
-    };
+    Ok(ports)
+}
 
-    // The interface names this container already has: its cached attachments' (on any
-    // network) and the links in its namespace.
+/// The interface name asked for, if the container does not use it yet, else the first free
+/// ethN: the names its cached attachments (on any network) and its namespace's links have.
+fn pick_ifname(o: &ConnectOpts, known: &[Attachment], ctr: &Container) -> Result<String> {
     let mut used: BTreeSet<String> = known
         .iter()
         .filter(|a| a.container_id == ctr.container_id)
@@ -508,9 +546,23 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
         None => first_free_ifname(&used),
     };
 
+    Ok(ifname)
+}
+
+/// What the runtime passes: CNI_ARGS (the name, a static IP), the capabilities (ports,
+/// aliases, the netns identity).
+fn runtime_conf(
+    o: &ConnectOpts,
+    network: &Network,
+    ctr: &Container,
+    name: &str,
+    ip: Option<IpAddr>,
+    ports: &[PortMapping],
+    ifname: String,
+) -> RuntimeConf {
     let mut args = vec![
         ("IgnoreUnknown".to_string(), "1".to_string()),
-        (NAME_ARG.to_string(), name.clone()),
+        (NAME_ARG.to_string(), name.to_string()),
     ];
     if let Some(ip) = ip {
         args.push(("IP".to_string(), ip.to_string()));
@@ -525,13 +577,22 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
     if let Some(id) = &ctr.netns_id {
         caps.insert(NETNS_ID_CAP.into(), json!(id));
     }
-    let rt = RuntimeConf {
+    RuntimeConf {
         container_id: ctr.container_id.clone(),
         netns: ctr.netns.display().to_string(),
         ifname,
         args,
         capability_args: caps,
-    };
+    }
+}
+
+/// ADD of the whole list; a failed ADD is followed by DEL so nothing stays half-made.
+fn add_or_clean_up(
+    env: &Env,
+    network: &Network,
+    rt: &RuntimeConf,
+    name: &str,
+) -> Result<Attachment> {
     let mut cni = env.cni();
     // libcni's checks before it runs a plugin (every plugin found, in a version that takes the
     // list's; the runtime arguments well-formed), made here: a failure there is reported alone,
@@ -541,16 +602,16 @@ pub fn connect(env: &Env, o: &ConnectOpts) -> Result<Attachment> {
         .map_err(|e| refused(e.into()))?;
     cni.validate_versions = false;
     cni::env::validate_container_id(&rt.container_id).map_err(|e| refused(CliError::new(e.msg)))?;
-    if let Err(e) = cni.add_network_list(&network.list, &rt) {
+    if let Err(e) = cni.add_network_list(&network.list, rt) {
         // Plugins ran: some may have made their part (one failed), or all did and writing the
         // result cache failed. ADD is followed by DEL even when it failed (the spec), so
         // nothing stays half-made; DEL of what was never made succeeds.
-        let cleanup = cni.del_network_list(&network.list, &rt).err();
+        let cleanup = cni.del_network_list(&network.list, rt).err();
         let mut err = refused(e.into());
         if let Some(c) = cleanup {
             err.msg.push_str(&format!(
                 "\n  and cleaning up after it failed too: {c}\n  ({})",
-                manual_del(&network.name, &rt)
+                manual_del(&network.name, rt)
             ));
         }
         return Err(err);
