@@ -295,132 +295,140 @@ fn tool(env: &Env, op: Op, a: ToolArgs) -> Result<()> {
 
 fn network_command(env: &Env, cmd: NetworkCommand, json: bool) -> Result<()> {
     match cmd {
-        NetworkCommand::Create(c) => {
-            let n = create::create(
-                env,
-                &CreateOpts {
-                    name: c.name,
-                    driver: Some(c.driver),
-                    subnets: c.subnet,
-                    gateways: c.gateway,
-                    ip_ranges: c.ip_range,
-                    internal: c.internal,
-                    opts: c.opt,
-                    no_dns: c.no_dns,
-                },
-            )?;
-            if json {
-                print_json(&network::inspect_value(&n, &[]));
-            } else {
-                println!("{}", describe_network(&n));
-            }
-            Ok(())
-        }
-        NetworkCommand::Ls { quiet } => {
-            let (networks, attached) = network::networks_and_attachments(env)?;
-            if json {
-                let v: Vec<_> = networks
-                    .iter()
-                    .map(|n| network::summary(n, &attached))
-                    .collect();
-                print_json(&serde_json::json!(v));
-            } else if quiet {
-                for n in &networks {
-                    println!("{}", n.name);
-                }
-            } else {
-                let rows: Vec<Vec<String>> = networks
-                    .iter()
-                    .map(|n| {
-                        let ranges = n.ranges();
-                        let subnets: Vec<String> =
-                            ranges.iter().map(|r| r.subnet.to_string()).collect();
-                        let gws: Vec<String> = ranges
-                            .iter()
-                            .filter_map(|r| r.gateway.map(|g| g.to_string()))
-                            .collect();
-                        let count = attached.iter().filter(|a| a.network == n.name).count();
-                        vec![
-                            n.name.clone(),
-                            n.driver(),
-                            subnets.join(","),
-                            gws.join(","),
-                            count.to_string(),
-                            if n.dns() { "yes" } else { "no" }.to_string(),
-                            n.file
-                                .file_name()
-                                .map(|f| f.to_string_lossy().into_owned())
-                                .unwrap_or_default(),
-                        ]
-                    })
-                    .collect();
-                print!(
-                    "{}",
-                    table(
-                        &[
-                            "NAME",
-                            "DRIVER",
-                            "SUBNETS",
-                            "GATEWAYS",
-                            "CONTAINERS",
-                            "DNS",
-                            "FILE"
-                        ],
-                        &rows
-                    )
-                );
-            }
-            Ok(())
-        }
+        NetworkCommand::Create(c) => network_create(env, c, json),
+        NetworkCommand::Ls { quiet } => network_ls(env, quiet, json),
         NetworkCommand::Inspect { names } => {
             print_json(&network::inspect(env, &names)?);
             Ok(())
         }
-        NetworkCommand::Rm { names, force } => {
-            let mut first_err = None;
-            for name in &names {
-                match network::remove(env, name, force) {
-                    Ok(r) => {
-                        for w in &r.warnings {
-                            eprintln!("warning: {}: {w}", r.name);
-                        }
-                        if !json {
-                            for d in &r.disconnected {
-                                println!("disconnected {d} from {}", r.name);
-                            }
-                            println!("{}", r.name);
-                        }
-                    }
-                    Err(e) => {
-                        if first_err.is_none() {
-                            first_err = Some(e);
-                        } else {
-                            eprintln!("Error: {e}");
-                        }
-                    }
-                }
-            }
-            match first_err {
-                Some(e) => Err(e),
-                None => Ok(()),
-            }
+        NetworkCommand::Rm { names, force } => network_rm(env, &names, force, json),
+        NetworkCommand::Prune { force: _ } => network_prune(env, json),
+    }
+}
+
+fn network_create(env: &Env, c: CreateArgs, json: bool) -> Result<()> {
+    let n = create::create(
+        env,
+        &CreateOpts {
+            name: c.name,
+            driver: Some(c.driver),
+            subnets: c.subnet,
+            gateways: c.gateway,
+            ip_ranges: c.ip_range,
+            internal: c.internal,
+            opts: c.opt,
+            no_dns: c.no_dns,
+        },
+    )?;
+    if json {
+        print_json(&network::inspect_value(&n, &[]));
+    } else {
+        println!("{}", describe_network(&n));
+    }
+    Ok(())
+}
+
+fn network_ls(env: &Env, quiet: bool, json: bool) -> Result<()> {
+    let (networks, attached) = network::networks_and_attachments(env)?;
+    if json {
+        let v: Vec<_> = networks
+            .iter()
+            .map(|n| network::summary(n, &attached))
+            .collect();
+        print_json(&serde_json::json!(v));
+    } else if quiet {
+        for n in &networks {
+            println!("{}", n.name);
         }
-        NetworkCommand::Prune { force: _ } => {
-            let removed = network::prune(env)?;
-            if json {
-                let names: Vec<&str> = removed.iter().map(|r| r.name.as_str()).collect();
-                print_json(&serde_json::json!(names));
-            } else if removed.is_empty() {
-                println!("no unused network to remove");
-            } else {
-                println!("Deleted Networks:");
-                for r in &removed {
+    } else {
+        let rows: Vec<Vec<String>> = networks
+            .iter()
+            .map(|n| {
+                let ranges = n.ranges();
+                let subnets: Vec<String> = ranges.iter().map(|r| r.subnet.to_string()).collect();
+                let gws: Vec<String> = ranges
+                    .iter()
+                    .filter_map(|r| r.gateway.map(|g| g.to_string()))
+                    .collect();
+                let count = attached.iter().filter(|a| a.network == n.name).count();
+                vec![
+                    n.name.clone(),
+                    n.driver(),
+                    subnets.join(","),
+                    gws.join(","),
+                    count.to_string(),
+                    if n.dns() { "yes" } else { "no" }.to_string(),
+                    n.file
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "NAME",
+                    "DRIVER",
+                    "SUBNETS",
+                    "GATEWAYS",
+                    "CONTAINERS",
+                    "DNS",
+                    "FILE"
+                ],
+                &rows
+            )
+        );
+    }
+    Ok(())
+}
+
+/// Removes each network; the first failure is the result, later ones are printed.
+fn network_rm(env: &Env, names: &[String], force: bool, json: bool) -> Result<()> {
+    let mut first_err = None;
+    for name in names {
+        match network::remove(env, name, force) {
+            Ok(r) => {
+                for w in &r.warnings {
+                    eprintln!("warning: {}: {w}", r.name);
+                }
+                if !json {
+                    for d in &r.disconnected {
+                        println!("disconnected {d} from {}", r.name);
+                    }
                     println!("{}", r.name);
                 }
             }
-            Ok(())
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                } else {
+                    eprintln!("Error: {e}");
+                }
+            }
         }
     }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn network_prune(env: &Env, json: bool) -> Result<()> {
+    let removed = network::prune(env)?;
+    if json {
+        let names: Vec<&str> = removed.iter().map(|r| r.name.as_str()).collect();
+        print_json(&serde_json::json!(names));
+    } else if removed.is_empty() {
+        println!("no unused network to remove");
+    } else {
+        println!("Deleted Networks:");
+        for r in &removed {
+            println!("{}", r.name);
+        }
+    }
+    Ok(())
 }
 
 /// What `network create` prints.
