@@ -155,11 +155,7 @@ impl Config {
             ));
         }
         let ip_masq = plugin_kit::masq_backend(wire.ip_masq, wire.ip_masq_backend.as_deref())?;
-        let mtu = match wire.mtu {
-            None | Some(0) => None,
-            Some(m @ 68..=65535) => Some(m as u32),
-            Some(m) => return Err(invalid("mtu", format!("{m} is outside 68..65535"))),
-        };
+        let mtu = plugin_kit::validate_mtu(wire.mtu)?;
         let port_isolation = match wire.port_isolation {
             None => false,
             Some(BoolOrString::Bool(b)) => b,
@@ -250,4 +246,121 @@ fn requested_mac(req: &Request) -> Result<Option<MacAddr>, Error> {
         mac = Some(plugin_kit::parse_mac("runtimeConfig.mac", &m)?);
     }
     Ok(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni::error::code;
+    use serde_json::{Value, json};
+
+    fn parse(extra: Value, cni_args: &str) -> Result<Config, Error> {
+        let base = json!({"cniVersion": "1.0.0", "name": "net", "type": "bridge",
+                          "ipam": {"type": "host-local"}});
+        let conf = cni::testing::merged(base, &extra);
+        Config::from_request(&cni::testing::request("ADD", &conf, cni_args)?)
+    }
+
+    #[test]
+    fn defaults_are_the_references() {
+        let cfg = parse(json!({}), "").unwrap();
+        assert_eq!(cfg.bridge, DEFAULT_BRIDGE);
+        assert!(!cfg.is_gateway && !cfg.hairpin && cfg.ip_masq.is_none());
+        assert_eq!(cfg.mtu, None);
+        assert!(
+            cfg.isolate,
+            "isolation between bridge networks is on by default"
+        );
+        assert_eq!(cfg.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        let cfg = parse(json!({"isDefaultGateway": true}), "").unwrap();
+        assert!(cfg.is_gateway, "isDefaultGateway implies isGateway");
+    }
+
+    #[test]
+    fn vlans_and_their_limits() {
+        let cfg = parse(
+            json!({"vlanTrunk": [{"id": 5}, {"minID": 10, "maxID": 12}]}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.vlan_trunk.into_iter().collect::<Vec<_>>(),
+            vec![5, 10, 11, 12]
+        );
+        for (extra, needle) in [
+            (json!({"vlan": 4095}), "vlan"),
+            (json!({"vlan": 10, "vlanTrunk": [{"id": 5}]}), "vlanTrunk"),
+            (
+                json!({"bridge": "a-long-bridge", "vlan": 100, "isGateway": true}),
+                "longer than 15",
+            ),
+        ] {
+            let e = parse(extra.clone(), "").unwrap_err();
+            assert_eq!(e.code, code::INVALID_NETWORK_CONFIG, "{extra}");
+            assert!(e.msg.contains(needle), "{extra}: {}", e.msg);
+        }
+    }
+
+    #[test]
+    fn conflicting_and_malformed_keys_are_refused() {
+        for (extra, want, needle) in [
+            (
+                json!({"hairpinMode": true, "promiscMode": true}),
+                code::INVALID_NETWORK_CONFIG,
+                "hairpinMode",
+            ),
+            (
+                json!({"disableContainerInterface": true}),
+                code::INVALID_NETWORK_CONFIG,
+                "disableContainerInterface",
+            ),
+            (json!({"mtu": 10}), code::INVALID_NETWORK_CONFIG, "mtu"),
+            (
+                json!({"bridge": "no/slash"}),
+                code::INVALID_NETWORK_CONFIG,
+                "bridge",
+            ),
+            (
+                json!({"ipMasq": true, "ipMasqBackend": "pf"}),
+                code::INVALID_NETWORK_CONFIG,
+                "ipMasqBackend",
+            ),
+            (
+                json!({"portIsolation": "maybe"}),
+                code::INVALID_NETWORK_CONFIG,
+                "portIsolation",
+            ),
+            (json!({"dataDir": 5}), code::DECODING_FAILURE, "dataDir"),
+            (
+                json!({"runtimeConfig": {"mac": "01:00:5e:00:00:01"}}),
+                code::INVALID_NETWORK_CONFIG,
+                "runtimeConfig.mac",
+            ),
+        ] {
+            let e = parse(extra.clone(), "").unwrap_err();
+            assert_eq!(e.code, want, "{extra}: {}", e.msg);
+            assert!(e.msg.contains(needle), "{extra}: {}", e.msg);
+        }
+        assert!(
+            parse(json!({"portIsolation": "true"}), "")
+                .unwrap()
+                .port_isolation
+        );
+    }
+
+    #[test]
+    fn mac_sources_the_later_wins() {
+        let args = "IgnoreUnknown=1;MAC=02:00:00:00:00:01";
+        let mac = |extra: Value| parse(extra, args).unwrap().mac.unwrap().to_string();
+        assert_eq!(mac(json!({})), "02:00:00:00:00:01");
+        let both = json!({"args": {"cni": {"mac": "02:00:00:00:00:02"}}});
+        assert_eq!(mac(both.clone()), "02:00:00:00:00:02");
+        let all = cni::testing::merged(
+            both,
+            &json!({"runtimeConfig": {"mac": "02:00:00:00:00:03"}}),
+        );
+        assert_eq!(mac(all), "02:00:00:00:00:03");
+        let e = parse(json!({}), "MAC=zz").unwrap_err();
+        assert_eq!(e.code, code::INVALID_ENV, "{}", e.msg);
+    }
 }

@@ -205,3 +205,66 @@ pub fn del_paths(req: &Request) -> Option<Paths> {
     }
     Some(Paths::new(data_dir))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni::error::code;
+    use serde_json::json;
+
+    fn request(extra: Value, args: &str) -> Request {
+        let base = json!({"cniVersion": "1.0.0", "name": "podman", "type": "dnsname",
+            "prevResult": {"cniVersion": "1.0.0",
+                "interfaces": [{"name": "cni0"}, {"name": "eth0", "sandbox": "/run/netns/c1"}],
+                "ips": [{"address": "10.88.0.5/16", "gateway": "10.88.0.1", "interface": 1}]}});
+        cni::testing::request("ADD", &cni::testing::merged(base, &extra), args).unwrap()
+    }
+
+    #[test]
+    fn the_record_of_an_attachment() {
+        let req = request(
+            json!({"domainName": "Example.Test.", "runtimeConfig": {"aliases": {"podman": ["db"]}}}),
+            "IgnoreUnknown=1;K8S_POD_NAME=web",
+        );
+        let cfg = Config::from_request(&req).unwrap();
+        assert_eq!(cfg.domain, "example.test");
+        let a = expected(&req, &cfg).unwrap();
+        assert_eq!(a.name.as_deref(), Some("web"));
+        assert_eq!(a.aliases, vec!["db"]);
+        assert_eq!(a.gateways, vec!["10.88.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(a.ips.len(), 1);
+        // The conventions' list form of the aliases.
+        let req = request(json!({"runtimeConfig": {"aliases": ["cache"]}}), "");
+        let a = expected(&req, &Config::from_request(&req).unwrap()).unwrap();
+        assert_eq!(a.aliases, vec!["cache"]);
+    }
+
+    #[test]
+    fn bad_names_and_paths_are_refused() {
+        for (extra, args, needle) in [
+            (json!({"domainName": "bad domain"}), "", "domainName"),
+            (json!({"dataDir": "relative/dir"}), "", "dataDir"),
+            (json!({}), "K8S_POD_NAME=web..x", "container name"),
+            (json!({"runtimeConfig": {"aliases": ["a b"]}}), "", "alias"),
+        ] {
+            let req = request(extra.clone(), args);
+            let e = Config::from_request(&req)
+                .and_then(|cfg| expected(&req, &cfg))
+                .unwrap_err();
+            assert_eq!(e.code, code::INVALID_NETWORK_CONFIG, "{extra}");
+            assert!(e.msg.contains(needle), "{extra}: {}", e.msg);
+        }
+        let mut no_prev = request(json!({}), "");
+        no_prev.conf.prev_result = None;
+        let e = expected(&no_prev, &Config::from_request(&no_prev).unwrap()).unwrap_err();
+        assert!(e.msg.contains("prevResult"), "{}", e.msg);
+    }
+
+    #[test]
+    fn del_reads_only_an_absolute_data_dir() {
+        let default = del_paths(&request(json!({}), "")).unwrap();
+        assert_eq!(default.root(), std::path::Path::new(DEFAULT_ROOT));
+        assert!(del_paths(&request(json!({"dataDir": "rel"}), "")).is_none());
+        assert!(del_paths(&request(json!({"dataDir": 7}), "")).is_none());
+    }
+}

@@ -126,3 +126,67 @@ impl Config {
         plugin_kit::data_dir(req, DEFAULT_DATA_DIR)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni::error::code;
+    use serde_json::{Value, json};
+
+    fn parse(extra: Value) -> Result<Config, Error> {
+        let base = json!({"cniVersion": "1.0.0", "name": "net", "type": "firewall"});
+        let conf = cni::testing::merged(base, &extra);
+        Config::from_request(&cni::testing::request("ADD", &conf, "")?)
+    }
+
+    #[test]
+    fn defaults_and_every_policy_and_backend() {
+        let cfg = parse(json!({})).unwrap();
+        assert_eq!(cfg.backend, Backend::Nftables);
+        assert_eq!(cfg.ingress_policy, IngressPolicy::Open);
+        assert_eq!(cfg.admin_chain, DEFAULT_ADMIN_CHAIN);
+        for (name, want) in [
+            ("open", IngressPolicy::Open),
+            ("same-bridge", IngressPolicy::SameBridge),
+            ("isolated", IngressPolicy::Isolated),
+        ] {
+            let cfg = parse(json!({"ingressPolicy": name})).unwrap();
+            assert_eq!(cfg.ingress_policy, want, "{name}");
+        }
+        assert_eq!(
+            parse(json!({"backend": "iptables"})).unwrap().backend,
+            Backend::Iptables
+        );
+        // firewalld is taken, served by nftables.
+        assert_eq!(
+            parse(json!({"backend": "firewalld"})).unwrap().backend,
+            Backend::Nftables
+        );
+    }
+
+    #[test]
+    fn unknown_values_and_unsafe_chain_names_are_refused() {
+        for (extra, needle) in [
+            (json!({"backend": "pf"}), "backend"),
+            (json!({"ingressPolicy": "closed"}), "ingressPolicy"),
+            (
+                json!({"iptablesAdminChainName": "-A FORWARD"}),
+                "iptablesAdminChainName",
+            ),
+            (
+                json!({"iptablesAdminChainName": "a\"b"}),
+                "iptablesAdminChainName",
+            ),
+            (
+                json!({"iptablesAdminChainName": "X".repeat(29)}),
+                "iptablesAdminChainName",
+            ),
+        ] {
+            let e = parse(extra.clone()).unwrap_err();
+            assert_eq!(e.code, code::INVALID_NETWORK_CONFIG, "{extra}");
+            assert!(e.msg.contains(needle), "{extra}: {}", e.msg);
+        }
+        let e = parse(json!({"ingressPolicy": 3})).unwrap_err();
+        assert_eq!(e.code, code::DECODING_FAILURE, "{}", e.msg);
+    }
+}

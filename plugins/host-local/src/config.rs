@@ -181,3 +181,81 @@ fn parse_requested(s: &str) -> Result<IpAddr, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not an IP address"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni::error::code;
+    use serde_json::{Value, json};
+
+    fn parse_with(version: &str, ipam: Value, extra: Value, args: &str) -> Result<Config, Error> {
+        let base = json!({"cniVersion": version, "name": "net", "type": "bridge", "ipam": ipam});
+        let conf = cni::testing::merged(base, &extra);
+        Config::from_request(&cni::testing::request("ADD", &conf, args)?)
+    }
+
+    fn parse(ipam: Value) -> Result<Config, Error> {
+        parse_with("1.0.0", ipam, json!({}), "")
+    }
+
+    #[test]
+    fn runtime_ranges_then_the_legacy_range_then_ranges() {
+        let ipam = json!({"type": "host-local", "subnet": "10.1.0.0/24",
+                          "ranges": [[{"subnet": "10.2.0.0/24"}], [{"subnet": "fd02::/64"}]],
+                          "routes": [{"dst": "0.0.0.0/0"}], "resolvConf": "/etc/r.conf"});
+        let runtime = json!({"runtimeConfig": {"ipRanges": [[{"subnet": "10.3.0.0/24"}]]}});
+        let cfg = parse_with("1.0.0", ipam, runtime, "").unwrap();
+        let firsts: Vec<String> = cfg.range_sets.iter().map(|s| format!("{:?}", s)).collect();
+        assert_eq!(cfg.range_sets.len(), 4, "{firsts:?}");
+        assert!(firsts[0].contains("10.3.0.0"), "{firsts:?}");
+        assert!(firsts[1].contains("10.1.0.0"), "{firsts:?}");
+        assert_eq!(cfg.routes.len(), 1);
+        assert_eq!(cfg.resolv_conf, Some(PathBuf::from("/etc/r.conf")));
+        assert_eq!(cfg.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn requested_addresses_from_args_and_runtime_config() {
+        let ipam = json!({"type": "host-local", "ranges": [[{"subnet": "10.4.0.0/24"}]]});
+        let extra = json!({"args": {"cni": {"ips": ["10.4.0.8/24"]}},
+                           "runtimeConfig": {"ips": ["10.4.0.9"]}});
+        let cfg = parse_with("1.0.0", ipam.clone(), extra, "IP=10.4.0.7").unwrap();
+        let want: Vec<IpAddr> = ["10.4.0.7", "10.4.0.8", "10.4.0.9"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(cfg.requested, want);
+        let e = parse_with("1.0.0", ipam.clone(), json!({}), "IP=nope").unwrap_err();
+        assert_eq!(e.code, code::INVALID_ENV, "{}", e.msg);
+        let bad = json!({"runtimeConfig": {"ips": ["x"]}});
+        let e = parse_with("1.0.0", ipam, bad, "").unwrap_err();
+        assert_eq!(e.code, code::INVALID_NETWORK_CONFIG, "{}", e.msg);
+        assert!(e.msg.contains("runtimeConfig.ips"), "{}", e.msg);
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        for ipam in [
+            json!({"type": "host-local"}),
+            json!({"type": "host-local", "ranges": [[{"subnet": "10.5.0.0/24"}], [{"subnet": "10.5.0.128/25"}]]}),
+            json!({"type": "host-local", "ranges": [[{"subnet": "10.6.0.0/24", "rangeStart": "10.7.0.1"}]]}),
+            json!({"type": "host-local", "ranges": [[{"subnet": "10.8.0.0/31"}]]}),
+        ] {
+            let e = parse(ipam.clone()).unwrap_err();
+            assert_eq!(e.code, code::INVALID_NETWORK_CONFIG, "{ipam}: {}", e.msg);
+        }
+        let e = parse(json!({"type": "host-local", "ranges": [[{"subnet": "not-a-net"}]]}))
+            .unwrap_err();
+        assert_eq!(e.code, code::DECODING_FAILURE, "{}", e.msg);
+        // Two IPv4 range sets need a result that can carry two addresses (0.3.0 and later).
+        let two = json!({"type": "host-local",
+                         "ranges": [[{"subnet": "10.9.0.0/24"}], [{"subnet": "10.10.0.0/24"}]]});
+        let e = parse_with("0.2.0", two.clone(), json!({}), "").unwrap_err();
+        assert!(
+            e.msg.contains("more than 1 address per family"),
+            "{}",
+            e.msg
+        );
+        assert!(parse(two).is_ok());
+    }
+}
