@@ -8,13 +8,13 @@
 
 mod address;
 mod bridge;
+pub mod conntrack;
 mod error;
 mod exit_handoff;
 mod handle;
 pub mod iptables;
 mod link;
 mod netns;
-pub mod nfnl;
 pub mod nft;
 mod route;
 mod socket;

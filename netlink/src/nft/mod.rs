@@ -468,10 +468,23 @@ impl Nft {
         set: &str,
         key: &[u8],
     ) -> Result<bool> {
+        Ok(self.get_element(family, table, set, key)?.is_some())
+    }
+
+    /// The element of the set with `key`, with its data and comment (a single-element
+    /// `NFT_MSG_GETSETELEM`: no listing of the set); `None` when absent, also when the set or
+    /// table is missing.
+    pub fn get_element(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        key: &[u8],
+    ) -> Result<Option<Element>> {
         check_name("table", table)?;
         check_name("set", set)?;
         let target = Target { family, table, set };
-        self.element_present(target, key)
+        self.element(target, key)
             .map_err(|e| e.during(format!("get element of nftables set {target}")))
     }
 
@@ -498,7 +511,7 @@ impl Nft {
         result.map_err(|e| e.during(format!("delete nftables table {family} {table}")))
     }
 
-    fn element_present(&mut self, target: Target<'_>, key: &[u8]) -> Result<bool> {
+    fn element(&mut self, target: Target<'_>, key: &[u8]) -> Result<Option<Element>> {
         let element = ListAttribute::Element(vec![SetElementAttribute::Key(DataAttribute::Value(
             key.to_vec(),
         ))]);
@@ -512,14 +525,23 @@ impl Nft {
                 ],
             }),
         );
+        let found = |elements: Vec<Element>| elements.into_iter().find(|el| el.key == key);
         match self.socket.request(msg, 0) {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
+            Ok(replies) => {
+                let mut elements = Vec::new();
+                for reply in replies {
+                    if let Msg::Elements(attrs) = reply {
+                        wire::parse_elements(&attrs, &mut elements)?;
+                    }
+                }
+                Ok(found(elements))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
             // A kernel without single-element get: look through the whole set.
             Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {
                 match self.elements(target.family, target.table, target.set) {
-                    Ok(elements) => Ok(elements.iter().any(|el| el.key == key)),
-                    Err(e) if e.is_not_found() => Ok(false),
+                    Ok(elements) => Ok(found(elements)),
+                    Err(e) if e.is_not_found() => Ok(None),
                     Err(e) => Err(e),
                 }
             }
@@ -552,8 +574,9 @@ impl Nft {
             let there = match present.get(&slot) {
                 Some(there) => *there,
                 None => self
-                    .element_present(slot.0, slot.1)
-                    .map_err(|e| e.during(format!("get element of nftables set {}", slot.0)))?,
+                    .element(slot.0, slot.1)
+                    .map_err(|e| e.during(format!("get element of nftables set {}", slot.0)))?
+                    .is_some(),
             };
             if there {
                 kept.push(op);

@@ -156,6 +156,26 @@ fn elements_added_over_netlink_are_what_nft_shows() {
     assert_eq!(pm[0].key, key::inet_service(80));
     assert_eq!(pm[0].data.as_deref(), Some(&pm_data[..]));
     assert_eq!(nft.elements(F, T, "ifmac").unwrap()[0].key, ifmac);
+
+    // One element read alone: its data and comment, without listing the set.
+    let got = nft
+        .get_element(F, T, "pm", &key::inet_service(80))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.data.as_deref(), Some(&pm_data[..]));
+    let got = nft
+        .get_element(F, T, "v4", &v4("10.88.0.2"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.comment.as_deref(), Some("ctr-abc eth0"));
+    assert_eq!(
+        nft.get_element(F, T, "v4", &v4("10.88.0.99")).unwrap(),
+        None
+    );
+    assert_eq!(
+        nft.get_element(F, T, "nosuch", &v4("10.88.0.2")).unwrap(),
+        None
+    );
 }
 
 #[test]

@@ -155,7 +155,7 @@ fn flush_udp_conntrack(mappings: &[Mapping], addrs: &[IpNetwork]) {
     if udp.is_empty() {
         return;
     }
-    let mut sock = match cni_netlink::nfnl::NfSocket::open() {
+    let mut sock = match cni_netlink::conntrack::Conntrack::open() {
         Ok(s) => s,
         Err(e) => {
             log::warn!("delete stale UDP conntrack entries: {e}");

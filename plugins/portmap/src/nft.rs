@@ -45,7 +45,6 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::state::{self, AttachmentState, StoredElement, hex, unhex};
 use crate::{Backend, PORT_IN_USE, container_addresses};
-use cni_netlink::nfnl::{Change, NfSocket};
 
 pub const TABLE: &str = "cni_portmap";
 
@@ -466,47 +465,23 @@ pub fn add(
             }
         }
     }
-    if stale.is_empty() {
-        // The usual case: adds only, on a socket closed without making the runtime wait.
-        let mut sock = NfSocket::open().map_err(|e| nft_error("open netfilter socket", e))?;
-        let changes: Vec<Change<'_>> = plan
-            .elements
-            .iter()
-            .map(|e| Change {
-                delete: false,
-                set: &e.set,
-                key: &e.key,
-                data: e.data.as_deref(),
-                comment: Some(&comment),
-            })
-            .collect();
-        apply_adds(cfg, &plan, &comment, || {
-            sock.apply(TABLE, &changes)
-                .map_err(|e| match e.raw_os_error() {
-                    Some(libc::ENOENT) => Failure::Missing,
-                    Some(libc::EEXIST) => Failure::Taken,
-                    _ => Failure::Other(e.to_string()),
-                })
-        })?;
-        sock.close_detached();
-    } else {
-        // An earlier ADD of this attachment left elements this one replaces: deletes and
-        // adds in one transaction through the netlink crate (which skips what is gone).
-        let mut ops = stale;
-        ops.extend(plan.elements.iter().map(|e| add_op(e, &comment)));
-        let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
-        apply_adds(cfg, &plan, &comment, || {
-            nft.apply(&ops).map_err(|e| {
-                if e.is_not_found() {
-                    Failure::Missing
-                } else if e.is_exists() {
-                    Failure::Taken
-                } else {
-                    Failure::Other(e.to_string())
-                }
-            })
-        })?;
-    }
+    // Deletes of what an earlier ADD of this attachment left and this one replaces, and the
+    // adds, in one transaction; the socket is closed without making the runtime wait.
+    let mut ops = stale;
+    ops.extend(plan.elements.iter().map(|e| add_op(e, &comment)));
+    let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
+    apply_adds(cfg, &plan, &comment, || {
+        nft.apply(&ops).map_err(|e| {
+            if e.is_not_found() {
+                Failure::Missing
+            } else if e.is_exists() {
+                Failure::Taken
+            } else {
+                Failure::Other(e.to_string())
+            }
+        })
+    })?;
+    nft.close_after_exit();
     let mut undo = Undo::new();
     let adds: Vec<ElementOp> = plan
         .elements
@@ -587,10 +562,10 @@ fn apply_adds(
 /// whose state was lost) or an attachment whose netns is gone (its DEL never came), its
 /// elements go and the caller tries again; otherwise the error names the holder.
 fn conflict(cfg: &Config, plan: &Plan, comment: &str) -> Result<(), Error> {
-    let mut sock = NfSocket::open().map_err(|e| nft_error("open netfilter socket", e))?;
+    let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
     for p in plan.elements.iter().filter(|p| p.data.is_some()) {
-        let Some(held) = sock
-            .get_element(TABLE, &p.set, &p.key)
+        let Some(held) = nft
+            .get_element(Family::Inet, TABLE, &p.set, &p.key)
             .map_err(|e| nft_error("look up port mapping", e))?
         else {
             continue;
@@ -602,8 +577,8 @@ fn conflict(cfg: &Config, plan: &Plan, comment: &str) -> Result<(), Error> {
         if holder == comment {
             log::info!("replacing {}: left by an earlier ADD without state", p.what);
             let op = ElementOp::delete(Family::Inet, TABLE, &p.set, p.key.clone());
-            return Nft::host()
-                .and_then(|mut nft| nft.apply(&[op]))
+            return nft
+                .apply(&[op])
                 .map_err(|e| nft_error("delete leftover mapping", e));
         }
         if let Some((network, id, ifname)) = parse_comment(holder) {
@@ -665,12 +640,12 @@ pub fn release(network: &str, saved: &AttachmentState) -> Result<(), Error> {
         return Ok(());
     }
     let comment = element_comment(network, &saved.container_id, &saved.ifname);
-    let mut sock = NfSocket::open().map_err(|e| nft_error("open netfilter socket", e))?;
-    let mut doomed: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
+    let mut doomed: Vec<ElementOp> = Vec::new();
     for e in &saved.elements {
         let Some(key) = unhex(&e.key) else { continue };
-        let Some(held) = sock
-            .get_element(TABLE, &e.set, &key)
+        let Some(held) = nft
+            .get_element(Family::Inet, TABLE, &e.set, &key)
             .map_err(|err| nft_error(&format!("look up element of {}", e.set), err))?
         else {
             continue;
@@ -680,7 +655,7 @@ pub fn release(network: &str, saved: &AttachmentState) -> Result<(), Error> {
             None => held.comment.as_deref().is_none_or(|c| c == comment),
         };
         if ours {
-            doomed.push((&e.set, key));
+            doomed.push(ElementOp::delete(Family::Inet, TABLE, &e.set, key));
         } else {
             log::info!(
                 "{} element {} is another attachment's by now: kept",
@@ -692,35 +667,12 @@ pub fn release(network: &str, saved: &AttachmentState) -> Result<(), Error> {
     if doomed.is_empty() {
         return Ok(());
     }
-    let batch: Vec<Change<'_>> = doomed
-        .iter()
-        .map(|(set, key)| Change {
-            delete: true,
-            set,
-            key,
-            data: None,
-            comment: None,
-        })
-        .collect();
-    match sock.apply(TABLE, &batch) {
-        Ok(()) => {
-            sock.close_detached();
-            Ok(())
-        }
-        // An element went in between (or the kernel refused the message): the netlink
-        // crate's deletes skip what is missing.
-        Err(e) => {
-            log::debug!("delete port mapping elements: {e}; trying again");
-            drop(sock);
-            let ops: Vec<ElementOp> = doomed
-                .into_iter()
-                .map(|(set, key)| ElementOp::delete(Family::Inet, TABLE, set, key))
-                .collect();
-            let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
-            nft.apply(&ops)
-                .map_err(|e| nft_error("delete port mapping elements", e))
-        }
-    }
+    // Deletes of elements gone in between are skipped (see cni_netlink::nft); the socket is
+    // closed without making the runtime wait.
+    nft.apply(&doomed)
+        .map_err(|e| nft_error("delete port mapping elements", e))?;
+    nft.close_after_exit();
+    Ok(())
 }
 
 /// DEL without state but with mappings (the state was lost): the elements the mappings and
@@ -812,7 +764,7 @@ pub fn sweep(network: &str, states: &[AttachmentState], valid: &[Attachment]) ->
 /// CHECK: every element is there with the attachment's data, and every structure rule it
 /// is used by is in the table.
 pub fn check(saved: &AttachmentState) -> Result<(), Error> {
-    let mut sock = NfSocket::open().map_err(|e| nft_error("open netfilter socket", e))?;
+    let mut nft = Nft::host().map_err(|e| nft_error("open nftables socket", e))?;
     for e in &saved.elements {
         let Some(key) = unhex(&e.key) else {
             return Err(Error::check_failed(format!(
@@ -820,8 +772,8 @@ pub fn check(saved: &AttachmentState) -> Result<(), Error> {
                 e.key
             )));
         };
-        let held = sock
-            .get_element(TABLE, &e.set, &key)
+        let held = nft
+            .get_element(Family::Inet, TABLE, &e.set, &key)
             .map_err(|err| nft_error(&format!("look up element of {}", e.set), err))?;
         let what = e
             .data

@@ -1,14 +1,10 @@
-//! NETLINK_NETFILTER requests portmap needs that [`crate::nft::Nft`] has no call for: reading
-//! one set element with its data (so DEL and CHECK can tell whose a map element is without
-//! listing the map), element changes that carry data and a comment, and deleting the UDP
-//! conntrack entries of a destination port (what the reference does after adding rules, so
-//! that a client's stale UDP flow is not kept away from the new mapping).
+//! Conntrack over NETLINK_NETFILTER: deleting the UDP conntrack entries of a destination port
+//! (what the reference portmap does after adding rules, so that a client's stale UDP flow is
+//! not kept away from the new mapping). nftables elements are [`crate::nft::Nft`]'s.
 //!
-//! Messages are built and read by hand: a netlink header, the `nfgenmsg`, attributes. The
-//! element calls overlap with [`crate::nft::Nft`]'s and could merge into it.
+//! Messages are built and read by hand: a netlink header, the `nfgenmsg`, attributes.
 
 use std::io;
-use std::os::fd::AsFd;
 
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
@@ -21,26 +17,6 @@ const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 const NLMSG_HDRLEN: usize = 16;
 const NFGENMSG_LEN: usize = 4;
-
-const NFPROTO_INET: u8 = 1;
-
-// nftables
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_MSG_GETSETELEM: u16 = 13;
-const NFT_MSG_NEWSETELEM: u16 = 12;
-const NFT_MSG_DELSETELEM: u16 = 14;
-const NLM_F_CREATE: u16 = 0x400;
-const NFNL_MSG_BATCH_BEGIN: u16 = 16;
-const NFNL_MSG_BATCH_END: u16 = 17;
-const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
-const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_SET_ELEM_DATA: u16 = 2;
-const NFTA_SET_ELEM_USERDATA: u16 = 6;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTNL_UDATA_SET_ELEM_COMMENT: u8 = 0;
 
 // conntrack
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
@@ -57,27 +33,8 @@ const CTA_FILTER_REPLY_FLAGS: u16 = 2;
 const CTA_FILTER_F_CTA_PROTO_NUM: u32 = 1 << 3;
 const CTA_FILTER_F_CTA_PROTO_DST_PORT: u32 = 1 << 5;
 
-/// One change for [`NfSocket::apply`].
-#[derive(Debug, Clone, Copy)]
-pub struct Change<'a> {
-    pub delete: bool,
-    pub set: &'a str,
-    pub key: &'a [u8],
-    /// The value of a map element (adds only).
-    pub data: Option<&'a [u8]>,
-    /// The comment `nft` shows (adds only).
-    pub comment: Option<&'a str>,
-}
-
-/// A set element as the kernel holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ElementInfo {
-    pub data: Option<Vec<u8>>,
-    pub comment: Option<String>,
-}
-
-/// A NETLINK_NETFILTER socket in the namespace of the thread that opened it.
-pub struct NfSocket {
+/// A NETLINK_NETFILTER socket for conntrack, in the namespace of the thread that opened it.
+pub struct Conntrack {
     sock: netlink_sys::Socket,
     seq: u32,
     buf: Vec<u8>,
@@ -97,6 +54,7 @@ impl Attrs {
         self
     }
 
+    #[cfg(test)]
     fn put_str(&mut self, kind: u16, s: &str) -> &mut Self {
         let mut v = s.as_bytes().to_vec();
         v.push(0);
@@ -133,12 +91,12 @@ struct Reply<'a> {
     payload: &'a [u8],
 }
 
-impl NfSocket {
-    pub fn open() -> io::Result<NfSocket> {
+impl Conntrack {
+    pub fn open() -> io::Result<Conntrack> {
         let mut sock = netlink_sys::Socket::new(NETLINK_NETFILTER)?;
         sock.bind_auto()?;
         let _ = sock.set_ext_ack(true);
-        Ok(NfSocket {
+        Ok(Conntrack {
             sock,
             seq: 0,
             buf: Vec::with_capacity(64 * 1024),
@@ -174,113 +132,6 @@ impl NfSocket {
         let seq = self.message(&mut msg, kind, flags, family, 0, attrs);
         self.sock.send(&msg, 0)?;
         Ok(seq)
-    }
-
-    /// Adds and deletes elements of inet-family sets in ONE transaction: all happen or
-    /// none does. Adds are not exclusive (an element that exists with the same data
-    /// stays; with other data the kernel answers EEXIST). A delete of an element that is
-    /// not there fails the batch with ENOENT, as does any change to a set that does not
-    /// exist.
-    pub fn apply(&mut self, table: &str, changes: &[Change<'_>]) -> io::Result<()> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let mut batch = Vec::new();
-        let none = Attrs::default();
-        self.message(
-            &mut batch,
-            NFNL_MSG_BATCH_BEGIN,
-            0,
-            0,
-            NFNL_SUBSYS_NFTABLES,
-            &none,
-        );
-        let mut seqs = Vec::with_capacity(changes.len());
-        for change in changes {
-            let mut key = Attrs::default();
-            key.put(NFTA_DATA_VALUE, change.key);
-            let mut elem = Attrs::default();
-            elem.nest(NFTA_SET_ELEM_KEY, key);
-            if let Some(data) = change.data {
-                let mut value = Attrs::default();
-                value.put(NFTA_DATA_VALUE, data);
-                elem.nest(NFTA_SET_ELEM_DATA, value);
-            }
-            if let Some(comment) = change.comment {
-                elem.put(NFTA_SET_ELEM_USERDATA, &encode_comment(comment));
-            }
-            let mut list = Attrs::default();
-            list.nest(NFTA_LIST_ELEM, elem);
-            let mut req = Attrs::default();
-            req.put_str(NFTA_SET_ELEM_LIST_TABLE, table)
-                .put_str(NFTA_SET_ELEM_LIST_SET, change.set)
-                .nest(NFTA_SET_ELEM_LIST_ELEMENTS, list);
-            let (kind, flags) = if change.delete {
-                (NFT_MSG_DELSETELEM, NLM_F_ACK)
-            } else {
-                (NFT_MSG_NEWSETELEM, NLM_F_ACK | NLM_F_CREATE)
-            };
-            seqs.push(self.message(
-                &mut batch,
-                (NFNL_SUBSYS_NFTABLES << 8) | kind,
-                flags,
-                NFPROTO_INET,
-                0,
-                &req,
-            ));
-        }
-        self.message(
-            &mut batch,
-            NFNL_MSG_BATCH_END,
-            0,
-            0,
-            NFNL_SUBSYS_NFTABLES,
-            &none,
-        );
-        self.sock.send(&batch, 0)?;
-        self.receive_acks(&seqs)
-    }
-
-    /// Waits for the acknowledgement of every message in `seqs` (any order, any number to
-    /// a datagram); the first error ends the wait.
-    fn receive_acks(&mut self, seqs: &[u32]) -> io::Result<()> {
-        let mut pending: Vec<u32> = seqs.to_vec();
-        while !pending.is_empty() {
-            self.buf.clear();
-            let n = self.sock.recv(&mut self.buf, 0)?;
-            let mut data = self.buf.get(..n).unwrap_or_default();
-            while data.len() >= NLMSG_HDRLEN {
-                let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
-                let kind = u16::from_ne_bytes([data[4], data[5]]);
-                let seq = u32::from_ne_bytes([data[8], data[9], data[10], data[11]]);
-                let Some(msg) = data.get(..len).filter(|_| len >= NLMSG_HDRLEN) else {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "truncated netlink message",
-                    ));
-                };
-                data = data.get(align4(len)..).unwrap_or_default();
-                if kind != NLMSG_ERROR || !pending.contains(&seq) {
-                    continue;
-                }
-                let code = msg
-                    .get(NLMSG_HDRLEN..NLMSG_HDRLEN + 4)
-                    .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                    .unwrap_or(0);
-                if code < 0 {
-                    return Err(io::Error::from_raw_os_error(-code));
-                }
-                pending.retain(|p| *p != seq);
-            }
-        }
-        Ok(())
-    }
-
-    /// Closes the socket without making the caller wait for the kernel to free what its
-    /// transactions deleted: the last close happens in a child after the process exits
-    /// (see [`crate::close_after_exit`]).
-    pub fn close_detached(self) {
-        crate::close_after_exit(self.sock.as_fd());
     }
 
     /// Reads the answer to request `seq` until its ACK, error or end of dump, handing each
@@ -320,43 +171,6 @@ impl NfSocket {
                     _ => each(Reply { kind, payload }),
                 }
             }
-        }
-    }
-
-    /// The element of `key` in an inet-family set, or `None` when it is not there (nor the
-    /// set, nor the table).
-    pub fn get_element(
-        &mut self,
-        table: &str,
-        set: &str,
-        key: &[u8],
-    ) -> io::Result<Option<ElementInfo>> {
-        let mut value = Attrs::default();
-        value.put(NFTA_DATA_VALUE, key);
-        let mut elem = Attrs::default();
-        elem.nest(NFTA_SET_ELEM_KEY, value);
-        let mut list = Attrs::default();
-        list.nest(NFTA_LIST_ELEM, elem);
-        let mut req = Attrs::default();
-        req.put_str(NFTA_SET_ELEM_LIST_TABLE, table)
-            .put_str(NFTA_SET_ELEM_LIST_SET, set)
-            .nest(NFTA_SET_ELEM_LIST_ELEMENTS, list);
-        let seq = self.send(
-            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
-            NLM_F_ACK,
-            NFPROTO_INET,
-            &req,
-        )?;
-        let mut found = None;
-        let result = self.receive(seq, |reply| {
-            if found.is_none() {
-                found = parse_element(reply.payload.get(NFGENMSG_LEN..).unwrap_or_default());
-            }
-        });
-        match result {
-            Ok(()) => Ok(found),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-            Err(e) => Err(e),
         }
     }
 
@@ -439,43 +253,6 @@ impl NfSocket {
     }
 }
 
-/// The first element of a NEWSETELEM message's attributes.
-fn parse_element(body: &[u8]) -> Option<ElementInfo> {
-    let list = attr(body, NFTA_SET_ELEM_LIST_ELEMENTS)?;
-    let elem = attr(list, NFTA_LIST_ELEM)?;
-    let data = attr(elem, NFTA_SET_ELEM_DATA)
-        .and_then(|d| attr(d, NFTA_DATA_VALUE))
-        .map(<[u8]>::to_vec);
-    let comment = attr(elem, NFTA_SET_ELEM_USERDATA).and_then(decode_comment);
-    Some(ElementInfo { data, comment })
-}
-
-/// A comment as `nft` stores it: a libnftnl TLV holding the text and its NUL (the caller
-/// keeps comments to 128 bytes).
-fn encode_comment(comment: &str) -> Vec<u8> {
-    let text = comment.as_bytes();
-    let text = &text[..text.len().min(127)];
-    let mut out = Vec::with_capacity(text.len() + 3);
-    out.push(NFTNL_UDATA_SET_ELEM_COMMENT);
-    out.push((text.len() + 1) as u8);
-    out.extend_from_slice(text);
-    out.push(0);
-    out
-}
-
-/// The comment in libnftnl's element user data (TLVs of type, length, value).
-fn decode_comment(mut udata: &[u8]) -> Option<String> {
-    while let [kind, len, rest @ ..] = udata {
-        let value = rest.get(..usize::from(*len))?;
-        if *kind == NFTNL_UDATA_SET_ELEM_COMMENT {
-            let text = value.split(|b| *b == 0).next().unwrap_or_default();
-            return Some(String::from_utf8_lossy(text).into_owned());
-        }
-        udata = &rest[value.len()..];
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,27 +272,5 @@ mod tests {
         assert_eq!(attr(&all[0].1, 3), None);
         // Truncated input ends the walk instead of panicking.
         assert_eq!(attrs(&outer.0[..5]).count(), 0);
-    }
-
-    #[test]
-    fn comments_encode_as_nft_does() {
-        assert_eq!(encode_comment("ab"), [0, 3, b'a', b'b', 0]);
-        assert_eq!(
-            decode_comment(&encode_comment("x y")).as_deref(),
-            Some("x y")
-        );
-    }
-
-    #[test]
-    fn comments_decode() {
-        assert_eq!(
-            decode_comment(&[0, 4, b'a', b'b', b'c', 0]).as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            decode_comment(&[1, 1, 9, 0, 3, b'x', b'y', 0]).as_deref(),
-            Some("xy")
-        );
-        assert_eq!(decode_comment(&[0, 9, b'a']), None);
     }
 }
