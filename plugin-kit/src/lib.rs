@@ -18,6 +18,7 @@ mod links;
 pub mod masq_iptables;
 mod netns;
 mod nft;
+mod plugin;
 mod state;
 mod teardown;
 mod veth;

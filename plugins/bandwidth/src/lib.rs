@@ -11,7 +11,7 @@ mod config;
 mod del;
 mod gc;
 
-use cni::{CniResult, Error, Plugin, Request, Version};
+use cni::{CniResult, Error, Request, Version};
 use cni_netlink::{Link, Netlink};
 use plugin_kit::{KernelResultExt, net_id};
 use sha2::{Digest, Sha512};
@@ -20,24 +20,14 @@ pub use config::{Config, Limit};
 
 pub struct Bandwidth;
 
-impl Plugin for Bandwidth {
-    /// As the reference: from 0.3.0 on, which has prevResult.
-    fn versions(&self) -> &'static [Version] {
-        &Version::ALL[2..]
-    }
-    fn add(&self, req: &Request) -> Result<CniResult, Error> {
-        add::add(req)
-    }
-    fn del(&self, req: &Request) -> Result<(), Error> {
-        del::del(req)
-    }
-    fn check(&self, req: &Request) -> Result<(), Error> {
-        check::check(req)
-    }
-    fn gc(&self, req: &Request) -> Result<(), Error> {
-        gc::gc(req)
-    }
-}
+plugin_kit::delegate_plugin!(Bandwidth {
+    // As the reference: from 0.3.0 on, which has prevResult.
+    versions: &Version::ALL[2..],
+    add: add::add,
+    del: del::del,
+    check: check::check,
+    gc: gc::gc,
+});
 
 /// The ifb of an attachment: "bwp" and a hash of network and container ID, 15 characters,
 /// as the reference names it (so either plugin's DEL removes the other's).

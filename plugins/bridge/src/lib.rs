@@ -10,7 +10,7 @@ mod firewall;
 
 use std::net::IpAddr;
 
-use cni::{CniResult, Error, Plugin, Request};
+use cni::{Error, Request};
 use plugin_kit::StateDir;
 pub(crate) use plugin_kit::{is_listed, kernel_error, open_netns};
 use serde::{Deserialize, Serialize};
@@ -20,24 +20,14 @@ pub use firewall::remove_network as remove_network_rules;
 
 pub struct Bridge;
 
-impl Plugin for Bridge {
-    fn add(&self, req: &Request) -> Result<CniResult, Error> {
-        add::add(req)
-    }
-    fn del(&self, req: &Request) -> Result<(), Error> {
-        del::del(req)
-    }
-    fn check(&self, req: &Request) -> Result<(), Error> {
-        check::check(req)
-    }
-    /// Ready when IPAM is (the bridge itself needs nothing to be able to serve ADD).
-    fn status(&self, req: &Request) -> Result<(), Error> {
-        plugin_kit::ipam_status(req)
-    }
-    fn gc(&self, req: &Request) -> Result<(), Error> {
-        del::gc(req)
-    }
-}
+plugin_kit::delegate_plugin!(Bridge {
+    add: add::add,
+    del: del::del,
+    check: check::check,
+    // Ready when IPAM is: the bridge itself needs nothing to serve ADD.
+    status: plugin_kit::ipam_status,
+    gc: del::gc,
+});
 
 /// What DEL and GC need about an attachment when the runtime sends nothing but its key.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ mod status;
 
 use std::time::Duration;
 
-use cni::{CniResult, Error, Plugin, Request, Version};
+use cni::{Error, Version};
 use cni_dns::control::{self, ControlError};
 use cni_dns::store::{Paths, StoreError};
 
@@ -29,32 +29,20 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct DnsName;
 
-impl Plugin for DnsName {
-    fn versions(&self) -> &'static [Version] {
-        &[
-            Version::V0_3_0,
-            Version::V0_3_1,
-            Version::V0_4_0,
-            Version::V1_0_0,
-            Version::V1_1_0,
-        ]
-    }
-    fn add(&self, req: &Request) -> Result<CniResult, Error> {
-        add::add(req)
-    }
-    fn del(&self, req: &Request) -> Result<(), Error> {
-        del::del(req)
-    }
-    fn check(&self, req: &Request) -> Result<(), Error> {
-        check::check(req)
-    }
-    fn status(&self, req: &Request) -> Result<(), Error> {
-        status::status(req)
-    }
-    fn gc(&self, req: &Request) -> Result<(), Error> {
-        gc::gc(req)
-    }
-}
+plugin_kit::delegate_plugin!(DnsName {
+    versions: &[
+        Version::V0_3_0,
+        Version::V0_3_1,
+        Version::V0_4_0,
+        Version::V1_0_0,
+        Version::V1_1_0,
+    ],
+    add: add::add,
+    del: del::del,
+    check: check::check,
+    status: status::status,
+    gc: gc::gc,
+});
 
 fn store_error(e: StoreError) -> Error {
     match e {

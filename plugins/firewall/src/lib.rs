@@ -19,7 +19,7 @@ pub mod nft;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use cni::{CniResult, Error, Plugin, Request};
+use cni::{CniResult, Error, Request};
 
 use plugin_kit::StateDir;
 use serde::{Deserialize, Serialize};
@@ -29,20 +29,12 @@ pub use config::{Backend, Config, DEFAULT_DATA_DIR, IngressPolicy};
 
 pub struct Firewall;
 
-impl Plugin for Firewall {
-    fn add(&self, req: &Request) -> Result<CniResult, Error> {
-        add::add(req)
-    }
-    fn del(&self, req: &Request) -> Result<(), Error> {
-        del::del(req)
-    }
-    fn check(&self, req: &Request) -> Result<(), Error> {
-        check::check(req)
-    }
-    fn gc(&self, req: &Request) -> Result<(), Error> {
-        gc::gc(req)
-    }
-}
+plugin_kit::delegate_plugin!(Firewall {
+    add: add::add,
+    del: del::del,
+    check: check::check,
+    gc: gc::gc,
+});
 
 /// What DEL and GC need to take an attachment's rules back.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ mod masq;
 
 use std::net::IpAddr;
 
-use cni::{CniResult, Error, Plugin, Request};
+use cni::Request;
 use cni_netlink::IpNetwork;
 use plugin_kit::{MasqBackend, StateDir};
 use serde::{Deserialize, Serialize};
@@ -22,24 +22,14 @@ pub use config::{Config, DEFAULT_DATA_DIR};
 
 pub struct Ptp;
 
-impl Plugin for Ptp {
-    fn add(&self, req: &Request) -> Result<CniResult, Error> {
-        add::add(req)
-    }
-    fn del(&self, req: &Request) -> Result<(), Error> {
-        del::del(req)
-    }
-    fn check(&self, req: &Request) -> Result<(), Error> {
-        check::check(req)
-    }
-    /// Ready when IPAM is: the plugin itself needs nothing to serve ADD.
-    fn status(&self, req: &Request) -> Result<(), Error> {
-        plugin_kit::ipam_status(req)
-    }
-    fn gc(&self, req: &Request) -> Result<(), Error> {
-        gc::gc(req)
-    }
-}
+plugin_kit::delegate_plugin!(Ptp {
+    add: add::add,
+    del: del::del,
+    check: check::check,
+    // Ready when IPAM is: the plugin itself needs nothing to serve ADD.
+    status: plugin_kit::ipam_status,
+    gc: gc::gc,
+});
 
 /// What DEL and GC need about an attachment when the runtime sends nothing but its key
 /// (kind's cniVersion 0.3.1 gets no prevResult on DEL).

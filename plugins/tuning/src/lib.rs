@@ -14,7 +14,7 @@ mod config;
 mod del;
 mod gc;
 
-use cni::{CniResult, Error, Plugin, Request};
+use cni::{CniResult, Error, Request};
 use cni_netlink::{Link, Netlink};
 use plugin_kit::kernel_error;
 
@@ -23,20 +23,12 @@ pub use config::{Config, DEFAULT_DATA_DIR, Sysctl, sysctl_key};
 
 pub struct Tuning;
 
-impl Plugin for Tuning {
-    fn add(&self, req: &Request) -> Result<CniResult, Error> {
-        add::add(req)
-    }
-    fn del(&self, req: &Request) -> Result<(), Error> {
-        del::del(req)
-    }
-    fn check(&self, req: &Request) -> Result<(), Error> {
-        check::check(req)
-    }
-    fn gc(&self, req: &Request) -> Result<(), Error> {
-        gc::gc(req)
-    }
-}
+plugin_kit::delegate_plugin!(Tuning {
+    add: add::add,
+    del: del::del,
+    check: check::check,
+    gc: gc::gc,
+});
 
 fn prev_result(req: &Request) -> Result<CniResult, Error> {
     req.conf.prev_result.clone().ok_or_else(|| {
