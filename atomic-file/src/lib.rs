@@ -1,7 +1,8 @@
 //! Files replaced whole: a uniquely named temporary file in the same directory, written, then
 //! renamed over the target, so a reader (or a crash) sees the old content or the new, never a
 //! torn mix. Every crate of the suite that writes state writes it through here; directory
-//! readers skip the temporary files with [`is_temporary`].
+//! readers skip the temporary files with [`is_temporary`]. Lock files are taken with a bounded
+//! wait ([`lock_within`]).
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
@@ -12,6 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The prefix of temporary files.
 pub const TMP_PREFIX: &str = ".tmp-";
+
+mod lock;
+
+pub use lock::lock_within;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

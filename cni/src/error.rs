@@ -95,6 +95,10 @@ impl Error {
     pub fn internal(msg: impl Into<String>) -> Error {
         Error::new(code::INTERNAL, msg)
     }
+    /// Busy (a lock held past the wait): the runtime may retry.
+    pub fn try_again_later(msg: impl Into<String>) -> Error {
+        Error::new(code::TRY_AGAIN_LATER, msg)
+    }
 
     /// The JSON object printed on stdout.
     pub fn to_json(&self, cni_version: &str) -> serde_json::Value {

@@ -5,9 +5,9 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use libcni::CniConfig;
-use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{CliError, Result};
 
@@ -27,6 +27,9 @@ pub const ENV_EXEC_NETNS: &str = "CNICTL_EXEC_NETNS";
 pub const ENV_DNS_UPSTREAM: &str = "CNICTL_DNS_UPSTREAM";
 /// Where named network namespaces live (`ip netns`).
 pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// How long a cnictl run waits for another one to finish its change of the networks.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The resolved settings of one cnictl run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,9 +109,10 @@ impl Env {
             .with_exec_netns(self.exec_netns.clone())
     }
 
-    /// Takes cnictl's lock (`<cache dir>/cnictl.lock`), held until the guard drops, so that
-    /// two cnictl runs do not pick the same subnet, name or interface at once.
-    pub fn lock(&self) -> Result<Flock<File>> {
+    /// Takes cnictl's lock (`<cache dir>/cnictl.lock`), held until the file is dropped, so
+    /// that two cnictl runs do not pick the same subnet, name or interface at once. Waits at
+    /// most [`LOCK_TIMEOUT`] for another run.
+    pub fn lock(&self) -> Result<File> {
         std::fs::create_dir_all(&self.cache_dir).map_err(|e| {
             CliError::new(format!(
                 "cannot create the cache directory {}: {e}",
@@ -123,8 +127,11 @@ impl Env {
             .write(true)
             .open(&path)
             .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
-        Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| CliError::new(format!("cannot lock {}: {e}", path.display())))
+        atomic_file::lock_within(&file, LOCK_TIMEOUT).map_err(|e| {
+            CliError::new(format!("cannot lock {}: {e}", path.display()))
+                .hint("another cnictl run holds it; try again when it is done")
+        })?;
+        Ok(file)
     }
 
     /// Checks the exec namespace exists, so that its absence is one clear message rather than

@@ -26,12 +26,11 @@
 //! gateway 10.88.0.1      each gateway (where the sidecar listens)
 //! ```
 
-use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
@@ -310,33 +309,17 @@ impl NetworkStore {
     }
 
     pub fn lock_within(&self, timeout: Duration) -> Result<Locked<'_>> {
-        let path = self.dir.join(LOCK_FILE);
-        match self.lock_file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                // Block in flock on a helper thread so that the wait can time out; on a
-                // timeout the helper stays blocked until the plugin exits.
-                let dup = self
-                    .lock_file
-                    .try_clone()
-                    .map_err(|e| StoreError::io("lock", &path, e))?;
-                let (done, wait) = mpsc::channel();
-                std::thread::spawn(move || {
-                    let _ = done.send(dup.lock());
-                });
-                match wait.recv_timeout(timeout) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(StoreError::io("lock", path, e)),
-                    Err(_) => {
-                        return Err(StoreError::LockTimeout {
-                            path,
-                            seconds: timeout.as_secs(),
-                        });
-                    }
+        atomic_file::lock_within(&self.lock_file, timeout).map_err(|e| {
+            let path = self.dir.join(LOCK_FILE);
+            if e.kind() == ErrorKind::TimedOut {
+                StoreError::LockTimeout {
+                    path,
+                    seconds: timeout.as_secs(),
                 }
+            } else {
+                StoreError::io("lock", path, e)
             }
-            Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", path, e)),
-        }
+        })?;
         Ok(Locked { store: self })
     }
 }

@@ -12,13 +12,12 @@
 //! steps); the stamp of those files is kept in `.stamp`.
 
 use std::collections::HashMap;
-use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::error::{Result, StoreError};
@@ -162,12 +161,17 @@ impl Store {
 
     /// [`Store::lock`] with a chosen wait.
     pub fn lock_within(&self, timeout: Duration) -> Result<Locked<'_>> {
-        let lock_path = self.net_dir.join(LOCK_FILE);
-        match self.lock_file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => wait_for_lock(&self.lock_file, &lock_path, timeout)?,
-            Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", lock_path, e)),
-        }
+        atomic_file::lock_within(&self.lock_file, timeout).map_err(|e| {
+            let path = self.net_dir.join(LOCK_FILE);
+            if e.kind() == ErrorKind::TimedOut {
+                StoreError::LockTimeout {
+                    path,
+                    seconds: timeout.as_secs(),
+                }
+            } else {
+                StoreError::io("lock", path, e)
+            }
+        })?;
         let locked = Locked { store: self };
         locked.refresh_index()?;
         Ok(locked)
@@ -180,27 +184,6 @@ impl Store {
 
 /// How long an operation waits for another one holding the store's lock.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Blocks in flock on a second descriptor of the same open file (the lock belongs to the open
-/// file, so it is ours when that returns) on a helper thread, so the wait can time out. On a
-/// timeout the helper is left blocked: plugins exit right after, which ends it.
-fn wait_for_lock(file: &File, path: &Path, timeout: Duration) -> Result<()> {
-    let dup = file
-        .try_clone()
-        .map_err(|e| StoreError::io("lock", path, e))?;
-    let (done, wait) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(dup.lock());
-    });
-    match wait.recv_timeout(timeout) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(StoreError::io("lock", path, e)),
-        Err(_) => Err(StoreError::LockTimeout {
-            path: path.to_path_buf(),
-            seconds: timeout.as_secs(),
-        }),
-    }
-}
 
 /// The store with its lock held; released on drop.
 pub struct Locked<'a> {

@@ -1,13 +1,14 @@
 //! The iptables backends' access to iptables: one write, `iptables-restore --noflush`, which
 //! applies a script to the tables it names as one transaction and leaves everything else as
-//! it is; and the checks `iptables -C` / `-L` make. Every call waits for the xtables lock
-//! (`-w`). The tools are found on `PATH`, then in the usual sbin directories.
+//! it is; and the checks `iptables -C` / `-L` make. Every call waits at most 30 s for the
+//! xtables lock (`-w 30`) and is killed if it runs past [`TOOL_TIMEOUT`]. The tools are found
+//! on `PATH`, then in the usual sbin directories.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::error::{Error, Result};
+use crate::tools::{TOOL_TIMEOUT, XTABLES_WAIT_SECONDS, run_bounded};
 
 fn tool(name: &str) -> Result<PathBuf> {
     crate::tools::find_tool(name).ok_or_else(|| Error::IptablesTool {
@@ -20,7 +21,7 @@ fn iptables(v6: bool) -> &'static str {
     if v6 { "ip6tables" } else { "iptables" }
 }
 
-/// Applies `script` with `iptables-restore --noflush --wait` (`ip6tables-restore` when
+/// Applies `script` with `iptables-restore --noflush --wait 30` (`ip6tables-restore` when
 /// `v6`); its error output is in the error.
 pub fn restore_noflush(v6: bool, script: &str) -> Result<()> {
     let name = if v6 {
@@ -32,20 +33,9 @@ pub fn restore_noflush(v6: bool, script: &str) -> Result<()> {
         tool: name.to_string(),
         detail,
     };
-    let mut child = Command::new(tool(name)?)
-        .args(["--noflush", "--wait"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(format!("run: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A tool that exits early is judged by its status and error output.
-        let _ = stdin.write_all(script.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| failed(format!("wait: {e}")))?;
+    let mut cmd = Command::new(tool(name)?);
+    cmd.args(["--noflush", "--wait", XTABLES_WAIT_SECONDS]);
+    let out = run_bounded(cmd, Some(script), TOOL_TIMEOUT).map_err(|e| failed(e.to_string()))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -68,10 +58,10 @@ pub fn is_installed(v6: bool) -> bool {
     crate::tools::find_tool(iptables(v6)).is_some()
 }
 
-/// Runs `iptables -w ARGS` (`ip6tables` when `v6`): its status and output.
+/// Runs `iptables -w 30 ARGS` (`ip6tables` when `v6`): its status and output.
 pub fn run(v6: bool, args: &[&str]) -> Result<ToolOutput> {
     run_tool(iptables(v6), |cmd| {
-        cmd.arg("-w").args(args);
+        cmd.args(["-w", XTABLES_WAIT_SECONDS]).args(args);
     })
 }
 
@@ -112,13 +102,10 @@ pub fn restore_works(v6: bool) -> bool {
 fn run_tool(name: &str, args: impl FnOnce(&mut Command)) -> Result<ToolOutput> {
     let mut cmd = Command::new(tool(name)?);
     args(&mut cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::IptablesTool {
-            tool: name.to_string(),
-            detail: format!("run: {e}"),
-        })?;
+    let out = run_bounded(cmd, None, TOOL_TIMEOUT).map_err(|e| Error::IptablesTool {
+        tool: name.to_string(),
+        detail: format!("run: {e}"),
+    })?;
     Ok(ToolOutput {
         success: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -13,9 +13,14 @@ pub fn kernel_error(e: cni_netlink::Error) -> Error {
     }
 }
 
-/// State that cannot be written or read is an I/O failure (5).
+/// State that cannot be written or read is an I/O failure (5); a lock another invocation
+/// held past the wait is "try again later" (11).
 pub fn state_error(e: StateError) -> Error {
-    Error::io(e.to_string())
+    if e.is_timeout() {
+        Error::try_again_later(e.to_string())
+    } else {
+        Error::io(e.to_string())
+    }
 }
 
 /// `.cni()?` on a netlink result: the error mapped by [`kernel_error`]; `.cni_context(what)`

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::state::{StateError, io};
 
@@ -16,9 +17,19 @@ pub struct DirLock {
     _file: fs::File,
 }
 
-/// Locks `<dir>/<name>`, creating the directory and the file when missing; waits for a
-/// holder in another process.
+/// How long a plugin waits for another invocation holding one of its locks, as the IPAM
+/// store does; past it the invocation fails with "try again later" (11).
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Locks `<dir>/<name>`, creating the directory and the file when missing; waits at most
+/// [`LOCK_TIMEOUT`] for a holder in another process.
 pub fn lock_in(dir: &Path, name: &str) -> Result<DirLock, StateError> {
+    lock_in_within(dir, name, LOCK_TIMEOUT)
+}
+
+/// [`lock_in`] with a chosen wait; a wait past it is an error whose
+/// [`StateError::is_timeout`] holds.
+pub fn lock_in_within(dir: &Path, name: &str, timeout: Duration) -> Result<DirLock, StateError> {
     fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
     let path = dir.join(name);
     let file = fs::OpenOptions::new()
@@ -27,6 +38,23 @@ pub fn lock_in(dir: &Path, name: &str) -> Result<DirLock, StateError> {
         .write(true)
         .open(&path)
         .map_err(|e| io("open", &path, e))?;
-    file.lock().map_err(|e| io("lock", &path, e))?;
+    atomic_file::lock_within(&file, timeout).map_err(|e| io("lock", &path, e))?;
     Ok(DirLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_held_past_the_wait_is_try_again_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_in(dir.path(), "lock").unwrap();
+        let err = lock_in_within(dir.path(), "lock", Duration::from_millis(100)).unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        let cni = crate::state_error(err);
+        assert_eq!(cni.code, cni::error::code::TRY_AGAIN_LATER, "{cni:?}");
+        drop(held);
+        lock_in_within(dir.path(), "lock", Duration::from_millis(100)).unwrap();
+    }
 }

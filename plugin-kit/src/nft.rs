@@ -85,7 +85,7 @@ pub fn with_structure_lock<T>(
     data_dir: &Path,
     f: impl FnOnce() -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let _lock = crate::lock_in(data_dir, "nft.lock").map_err(|e| Error::io(e.to_string()))?;
+    let _lock = crate::lock_in(data_dir, "nft.lock").map_err(crate::state_error)?;
     f()
 }
 

@@ -22,6 +22,13 @@ pub struct StateError {
     source: std::io::Error,
 }
 
+impl StateError {
+    /// A lock wait that ran out ([`crate::lock_in`]).
+    pub fn is_timeout(&self) -> bool {
+        self.source.kind() == std::io::ErrorKind::TimedOut
+    }
+}
+
 pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> StateError {
     StateError {
         op,

@@ -1,14 +1,14 @@
 //! The static structure of a ruleset (tables, chains, sets, the few rules of a network),
 //! applied with the `nft` tool: an exec costing milliseconds, paid once per network.
 
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::error::{Error, Result};
 use crate::netns::NetNs;
+use crate::tools::{TOOL_TIMEOUT, run_bounded};
 
 /// Applies `text` with `nft -f -` (one atomic transaction: all of it or nothing), inside
 /// `netns` when given, else in the caller's namespace. A rejected ruleset is an
@@ -39,18 +39,11 @@ pub fn is_installed() -> bool {
 }
 
 /// Runs `nft ARGS` (inside `netns` when given) with `stdin` as its input; returns its
-/// standard output.
+/// standard output. An nft still running after [`TOOL_TIMEOUT`] is killed.
 pub(crate) fn run_nft(netns: Option<&NetNs>, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let nft = find_nft()?;
     let mut cmd = Command::new(&nft);
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args);
     if let Some(ns) = netns {
         let fd = ns.as_fd().as_raw_fd();
         // SAFETY: between fork and exec the child only calls setns(2), which is
@@ -65,38 +58,15 @@ pub(crate) fn run_nft(netns: Option<&NetNs>, args: &[&str], stdin: Option<&str>)
             });
         }
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| tool_error(&nft, format!("run: {e}")))?;
-    let written = std::thread::scope(|scope| {
-        let writer = child.stdin.take().map(|mut pipe| {
-            let text = stdin.unwrap_or_default();
-            // Written from another thread: nft may answer on stderr before it has read all.
-            scope.spawn(move || pipe.write_all(text.as_bytes()))
-        });
-        let output = child.wait_with_output();
-        let written = match writer.map(|w| w.join()) {
-            Some(Ok(result)) => result,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => Ok(()),
-        };
-        (output, written)
-    });
-    let (output, written) = written;
-    let output = output.map_err(|e| tool_error(&nft, format!("wait: {e}")))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output =
+        run_bounded(cmd, stdin, TOOL_TIMEOUT).map_err(|e| tool_error(&nft, e.to_string()))?;
     if !output.status.success() {
         let status = match output.status.code() {
             Some(code) => format!("exit status {code}"),
             None => format!("{}", output.status),
         };
+        let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(tool_error(&nft, format!("{status}: {}", stderr.trim())));
-    }
-    // A broken pipe with success means nft did not need the rest; anything else is odd.
-    if let Err(e) = written
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(tool_error(&nft, format!("write input: {e}")));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

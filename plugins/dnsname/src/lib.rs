@@ -46,9 +46,7 @@ plugin_kit::delegate_plugin!(DnsName {
 
 fn store_error(e: StoreError) -> Error {
     match e {
-        StoreError::LockTimeout { .. } => {
-            Error::new(cni::error::code::TRY_AGAIN_LATER, e.to_string())
-        }
+        StoreError::LockTimeout { .. } => Error::try_again_later(e.to_string()),
         _ => Error::io(e.to_string()),
     }
 }

@@ -61,7 +61,7 @@ enum Origin {
 /// Holds the plugin's lock for the whole operation: ADD, DEL and GC of all networks change
 /// shared structure (tables, chains, the members of a bridge).
 fn lock(data_dir: &Path) -> Result<plugin_kit::DirLock, Error> {
-    plugin_kit::lock_in(data_dir, "lock").map_err(|e| Error::io(e.to_string()))
+    plugin_kit::lock_in(data_dir, "lock").map_err(plugin_kit::state_error)
 }
 
 fn prev_result(req: &Request) -> Result<CniResult, Error> {

@@ -115,8 +115,7 @@ fn restore(v6: bool, script: &str) -> Result<(), Error> {
 
 /// Runs `f` holding the data dir's iptables lock (read, then write the nat table).
 fn locked<T>(data_dir: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    let _lock =
-        plugin_kit::lock_in(data_dir, "iptables.lock").map_err(|e| Error::io(e.to_string()))?;
+    let _lock = plugin_kit::lock_in(data_dir, "iptables.lock").map_err(plugin_kit::state_error)?;
     f()
 }
 

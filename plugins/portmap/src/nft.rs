@@ -390,7 +390,7 @@ fn with_structure_lock<T>(
     data_dir: &Path,
     f: impl FnOnce() -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let _lock = plugin_kit::lock_in(data_dir, "nft.lock").map_err(|e| Error::io(e.to_string()))?;
+    let _lock = plugin_kit::lock_in(data_dir, "nft.lock").map_err(plugin_kit::state_error)?;
     f()
 }
 
