@@ -41,6 +41,6 @@ pub use netns::NetNs;
 pub use nft::Nft;
 pub use route::{Route, RouteFilter, TABLE_MAIN};
 pub use sysctl::{get_sysctl, set_sysctl, set_sysctls, sysctl_path};
-pub use tools::find_tool;
+pub use tools::{TOOL_TIMEOUT, find_tool, run_bounded};
 pub use veth::VethOptions;
 pub use vlan_links::{ChildTarget, IpvlanOptions, MacvlanOptions};

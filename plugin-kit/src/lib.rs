@@ -41,3 +41,7 @@ pub use nft::{NftSession, ensure_structure, net_id, nft_error, with_structure_lo
 pub use state::{StateDir, StateError};
 pub use teardown::Teardown;
 pub use veth::create_veth_pair;
+
+/// Helper programs a plugin runs (the DNS sidecar's self-check) are bounded like the
+/// packet-filter tools.
+pub use cni_netlink::{TOOL_TIMEOUT, run_bounded};

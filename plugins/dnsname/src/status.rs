@@ -14,13 +14,10 @@ pub fn status(req: &Request) -> Result<(), Error> {
         return Ok(());
     }
     // Not running: it can be started if the binary runs and the store is writable.
-    let runs = std::process::Command::new(&launch.bin)
-        .arg("--help")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let mut help = std::process::Command::new(&launch.bin);
+    help.arg("--help");
+    let runs = plugin_kit::run_bounded(help, None, plugin_kit::TOOL_TIMEOUT)
+        .is_ok_and(|out| out.status.success());
     if !runs {
         return Err(Error::not_available(format!(
             "the DNS sidecar {} cannot run",
