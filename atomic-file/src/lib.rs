@@ -10,6 +10,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 /// The prefix of temporary files.
 pub const TMP_PREFIX: &str = ".tmp-";
@@ -77,6 +78,38 @@ pub fn is_temporary(name: &OsStr) -> bool {
     name.to_string_lossy().starts_with(TMP_PREFIX)
 }
 
+/// How old a temporary file must be before [`remove_leftovers`] takes it for a killed
+/// writer's when writers may be at work: a writer holds one for microseconds.
+pub const LEFTOVER_AGE: Duration = Duration::from_secs(60);
+
+/// Removes the temporary files of `dir` last written more than `older_than` ago: what writers
+/// killed between writing and renaming left. [`Duration::ZERO`] removes them all, for a
+/// caller that holds the lock every writer of `dir` takes; others pass [`LEFTOVER_AGE`]. A
+/// missing directory has none. Returns how many went.
+pub fn remove_leftovers(dir: &Path, older_than: Duration) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if !is_temporary(&entry.file_name()) {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|written| now.duration_since(written).unwrap_or_default());
+        // Gone meanwhile (renamed by its writer): nothing to do.
+        if age.is_ok_and(|age| age >= older_than) && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +146,32 @@ mod tests {
         assert_eq!(names(dir.path()), vec!["f"]);
         assert!(is_temporary(OsStr::new(".tmp-1-2")));
         assert!(!is_temporary(OsStr::new("c1@eth0")));
+    }
+
+    #[test]
+    fn leftovers_go_by_age_and_other_files_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(&dir.path().join("f"), b"kept").unwrap();
+        // A writer killed between writing and renaming.
+        let old = dir.path().join(".tmp-1-1");
+        fs::write(&old, b"half").unwrap();
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        // A writer at work now.
+        fs::write(dir.path().join(".tmp-2-1"), b"fresh").unwrap();
+        assert_eq!(remove_leftovers(dir.path(), LEFTOVER_AGE).unwrap(), 1);
+        assert_eq!(names(dir.path()), vec![".tmp-2-1", "f"]);
+        assert_eq!(remove_leftovers(dir.path(), Duration::ZERO).unwrap(), 1);
+        assert_eq!(names(dir.path()), vec!["f"]);
+        assert_eq!(
+            remove_leftovers(&dir.path().join("none"), Duration::ZERO).unwrap(),
+            0
+        );
     }
 
     #[test]

@@ -183,7 +183,18 @@ pub fn validate_container_id(id: &str) -> Result<(), Error> {
 /// Interface names as the kernel accepts them: 1 to 15 bytes, not `.` or `..`, no `/`, `:`
 /// or whitespace.
 pub fn validate_ifname(name: &str) -> Result<(), Error> {
-    let problem = if name.is_empty() {
+    match ifname_problem(name) {
+        None => Ok(()),
+        Some(p) => Err(Error::invalid_env(format!(
+            "invalid CNI_IFNAME {name:?}: {p}"
+        ))),
+    }
+}
+
+/// What makes `name` no interface name the kernel accepts (see [`validate_ifname`]); `None`
+/// for a valid one. For names that arrive elsewhere than in `CNI_IFNAME` (a prevResult).
+pub fn ifname_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
         Some("is empty")
     } else if name.len() > 15 {
         Some("is longer than 15 bytes")
@@ -196,12 +207,6 @@ pub fn validate_ifname(name: &str) -> Result<(), Error> {
         Some("contains '/', ':' or whitespace")
     } else {
         None
-    };
-    match problem {
-        None => Ok(()),
-        Some(p) => Err(Error::invalid_env(format!(
-            "invalid CNI_IFNAME {name:?}: {p}"
-        ))),
     }
 }
 

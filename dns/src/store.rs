@@ -380,16 +380,9 @@ impl Locked<'_> {
     /// Removes temporary files a crash left behind (only ours: no live process of that pid
     /// could still be writing, since we hold the lock).
     pub fn remove_stale_tmp(&self) -> Result<()> {
-        let entries = fs::read_dir(&self.store.dir)
-            .map_err(|e| StoreError::io("list", &self.store.dir, e))?;
-        for name in entries
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.starts_with(atomic_file::TMP_PREFIX))
-        {
-            let _ = fs::remove_file(self.path(&name));
-        }
-        Ok(())
+        atomic_file::remove_leftovers(&self.store.dir, Duration::ZERO)
+            .map(drop)
+            .map_err(|e| StoreError::io("list", &self.store.dir, e))
     }
 
     /// Removes the attachment with this key (as [`Locked::keys`] lists them).

@@ -326,6 +326,11 @@ impl CniConfig {
                 .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
                 .collect()
         });
+        // What writers killed between writing and renaming left.
+        let results = self.cache().results_dir();
+        if let Err(e) = atomic_file::remove_leftovers(&results, atomic_file::LEFTOVER_AGE) {
+            errors.push(Error::io(format!("clean {}", results.display()), e));
+        }
         let cached = match self.cache().attachments(None) {
             Ok(cached) => cached,
             Err(e) => {

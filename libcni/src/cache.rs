@@ -87,6 +87,19 @@ impl CacheEntry {
         go_json(&wire).map_err(|e| Error::Cache(format!("encode cache entry: {e}")))
     }
 
+    /// Whether the entry is the attachment's: `<network>-<containerID>-<ifname>` is the same
+    /// file for `a-b` + `c` and `a` + `b-c`, so the names recorded in it decide (an empty one
+    /// does not count against).
+    pub fn is_of(&self, network: &str, container_id: &str, ifname: &str) -> bool {
+        [
+            (&self.network_name, network),
+            (&self.container_id, container_id),
+            (&self.ifname, ifname),
+        ]
+        .iter()
+        .all(|(recorded, asked)| recorded.is_empty() || recorded == asked)
+    }
+
     /// Reads a cache file; `None` when it is not a `cniCacheV1` entry (a legacy bare result,
     /// or something else).
     pub fn from_bytes(bytes: &[u8]) -> Option<CacheEntry> {
@@ -188,22 +201,24 @@ impl Cache {
         Ok(std::fs::read(path).ok())
     }
 
-    /// The entry of one attachment (`getCachedConfig`): `None` when there is no file; an error
-    /// when the file is not a `cniCacheV1` entry.
+    /// The entry of one attachment (`getCachedConfig`): `None` when there is no file, or it is
+    /// another attachment's of the same file name; an error when the file is not a
+    /// `cniCacheV1` entry.
     pub fn read(
         &self,
         network: &str,
         container_id: &str,
         ifname: &str,
     ) -> Result<Option<CacheEntry>, Error> {
-        match self.read_file(network, container_id, ifname)? {
-            None => Ok(None),
-            Some(bytes) => CacheEntry::from_bytes(&bytes).map(Some).ok_or_else(|| {
-                Error::Cache(format!(
-                    "failed to unmarshal cached network {network:?} config"
-                ))
-            }),
-        }
+        let Some(bytes) = self.read_file(network, container_id, ifname)? else {
+            return Ok(None);
+        };
+        let entry = CacheEntry::from_bytes(&bytes).ok_or_else(|| {
+            Error::Cache(format!(
+                "failed to unmarshal cached network {network:?} config"
+            ))
+        })?;
+        Ok(entry.is_of(network, container_id, ifname).then_some(entry))
     }
 
     /// The cached result of one attachment (`getCachedResult`): from a `cniCacheV1` entry, or
@@ -219,6 +234,7 @@ impl Cache {
             return Ok(None);
         };
         let value = match CacheEntry::from_bytes(&bytes) {
+            Some(entry) if !entry.is_of(network, container_id, ifname) => return Ok(None),
             Some(entry) => match entry.result {
                 Some(v) => v,
                 None => return Ok(None),
@@ -232,9 +248,16 @@ impl Cache {
         result_from_value(value).map(Some)
     }
 
-    /// Removes an attachment's file; a missing file is not an error.
+    /// Removes an attachment's file; a missing file, or another attachment's of the same
+    /// name, is left alone without an error.
     pub fn remove(&self, network: &str, container_id: &str, ifname: &str) -> Result<(), Error> {
         let path = self.path(network, container_id, ifname)?;
+        if let Some(bytes) = self.read_file(network, container_id, ifname)?
+            && CacheEntry::from_bytes(&bytes)
+                .is_some_and(|e| !e.is_of(network, container_id, ifname))
+        {
+            return Ok(());
+        }
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -414,6 +437,42 @@ mod tests {
         assert!(cache.read_result("n", "c", "eth0").is_err());
         std::fs::write(&path, r#"{"cniVersion":"9.9.9"}"#).unwrap();
         assert!(cache.read_result("n", "c", "eth0").is_err());
+    }
+
+    #[test]
+    fn entries_whose_file_names_collide_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        // `my-net` + `abc` and `my` + `net-abc` are both `my-net-abc-eth0`.
+        let ours = CacheEntry {
+            network_name: "my-net".into(),
+            ..entry()
+        };
+        assert_eq!(
+            cache.path("my-net", "abc", "eth0").unwrap(),
+            cache.path("my", "net-abc", "eth0").unwrap()
+        );
+        cache.write(&ours).unwrap();
+        assert_eq!(cache.read("my", "net-abc", "eth0").unwrap(), None);
+        assert!(
+            cache
+                .read_result("my", "net-abc", "eth0")
+                .unwrap()
+                .is_none()
+        );
+        cache.remove("my", "net-abc", "eth0").unwrap();
+        assert_eq!(
+            cache.read("my-net", "abc", "eth0").unwrap(),
+            Some(ours.clone())
+        );
+        assert!(
+            cache
+                .read_result("my-net", "abc", "eth0")
+                .unwrap()
+                .is_some()
+        );
+        cache.remove("my-net", "abc", "eth0").unwrap();
+        assert_eq!(cache.read("my-net", "abc", "eth0").unwrap(), None);
     }
 
     #[test]

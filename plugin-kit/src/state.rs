@@ -107,8 +107,11 @@ impl StateDir {
         }
     }
 
-    /// Every readable state of the network (for GC: reads the whole directory).
+    /// Every readable state of the network, for GC: reads the whole directory, and removes
+    /// what writers killed between writing and renaming left.
     pub fn list<T: DeserializeOwned>(&self) -> Result<Vec<T>, StateError> {
+        atomic_file::remove_leftovers(&self.dir, atomic_file::LEFTOVER_AGE)
+            .map_err(|e| io("clean", &self.dir, e))?;
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -161,5 +164,23 @@ mod tests {
         let long = "x".repeat(300);
         dir.save(&long, "eth0", &S { ips: vec![] }).unwrap();
         assert!(dir.load::<S>(&long, "eth0").is_some());
+    }
+
+    #[test]
+    fn listing_for_gc_removes_a_killed_writers_leftover() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = StateDir::new(root.path(), "net1");
+        dir.save("c1", "eth0", &S { ips: vec![] }).unwrap();
+        let leftover = root.path().join("net1/.tmp-1-1");
+        fs::write(&leftover, b"{").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&leftover)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        assert_eq!(dir.list::<S>().unwrap().len(), 1);
+        assert!(!leftover.exists());
     }
 }

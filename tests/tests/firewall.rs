@@ -358,6 +358,13 @@ fn bad_input_is_a_clear_error() {
     let mut no_bridge = chained_conf(&host, json!({"ingressPolicy": "same-bridge"}));
     no_bridge["prevResult"]["interfaces"] = json!([]);
     call(&no_bridge).assert_error_containing(7, "bridge");
+    // The bridge's name becomes a file name: a path in its place is refused, nothing written.
+    let mut escaping = chained_conf(&host, json!({"ingressPolicy": "same-bridge"}));
+    escaping["prevResult"]["interfaces"] = json!([{"name": "../../escape"}]);
+    call(&escaping).assert_error_containing(7, "no interface name");
+    let data_dir = host.sandbox.data_dir();
+    assert!(!data_dir.join("escape.same-bridge").exists());
+    assert!(!data_dir.join("firewall/escape.same-bridge").exists());
     // Nothing was added by any of these.
     assert!(!host.nft().contains("10.91.0.7"));
     // Unlike the reference (0.4.0 and later), 0.3.x configs work: DEL needs no prevResult.

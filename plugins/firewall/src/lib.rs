@@ -70,7 +70,8 @@ fn prev_result(req: &Request) -> Result<CniResult, Error> {
     })
 }
 
-/// The reference takes the first interface of the result as the bridge.
+/// The reference takes the first interface of the result as the bridge. Its name becomes a
+/// file name and part of rules, so it must be an interface name.
 fn bridge_of(result: &CniResult, policy: IngressPolicy) -> Result<String, Error> {
     let name = result
         .interfaces
@@ -82,6 +83,14 @@ fn bridge_of(result: &CniResult, policy: IngressPolicy) -> Result<String, Error>
             "ingressPolicy needs the bridge as the first interface of prevResult: chain \
              \"firewall\" after \"bridge\"",
         ));
+    }
+    if let Some(problem) = (!name.is_empty())
+        .then(|| cni::env::ifname_problem(&name))
+        .flatten()
+    {
+        return Err(Error::invalid_config(format!(
+            "prevResult's first interface {name:?} is no interface name: it {problem}"
+        )));
     }
     Ok(name)
 }

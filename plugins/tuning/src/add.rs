@@ -5,7 +5,7 @@ use cni::{CniResult, Error, Request, Undo};
 use cni_netlink::{IFF_ALLMULTI, Link, MacAddr, NetNs, Netlink, get_sysctl, set_sysctls};
 use plugin_kit::{kernel_error, open_netns};
 
-use crate::backup::{Backup, backup_path, read_backup, remove_backup, write_backup};
+use crate::backup::{Backup, Found, backup_path, find_backup, remove_backup, write_backup};
 use crate::config::Config;
 use crate::del::restore;
 use crate::{container_link, prev_result};
@@ -23,7 +23,7 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     // Recorded before the first change, so that DEL can undo a half-done ADD.
     let path = backup_path(&cfg.data_dir, req.container_id(), req.ifname());
     // A second ADD without DEL must not take the first one's values for the originals.
-    if let Some(earlier) = read_backup(&path) {
+    if let Found::Ours(earlier) = find_backup(&path, req.container_id(), req.ifname()) {
         backup.keep_originals_of(earlier);
     }
     write_backup(&path, &backup)?;

@@ -41,6 +41,14 @@ pub struct Backup {
 }
 
 impl Backup {
+    /// Whether the backup is the attachment's: the file name `<containerID>_<ifname>.json`
+    /// is the same for `a_b` + `c` and `a` + `b_c`, so the fields recorded in it decide. A
+    /// reference backup records neither and is taken as the attachment's.
+    pub fn belongs_to(&self, container_id: &str, ifname: &str) -> bool {
+        (self.container_id.is_empty() || self.container_id == container_id)
+            && (self.ifname.is_empty() || self.ifname == ifname)
+    }
+
     /// Takes the values an earlier backup of the same attachment recorded: those are the
     /// originals, what is there now may be that ADD's doing.
     pub fn keep_originals_of(&mut self, earlier: Backup) {
@@ -55,6 +63,32 @@ impl Backup {
         self.txqlen = earlier.txqlen.or(self.txqlen);
         for (path, value) in earlier.sysctl {
             self.sysctl.insert(path, value);
+        }
+    }
+}
+
+/// What the backup file of one attachment holds.
+#[derive(Debug)]
+pub enum Found {
+    Nothing,
+    Ours(Backup),
+    /// The backup of another attachment whose file name is the same.
+    Another,
+}
+
+/// The attachment's backup at `path`, told apart from another attachment's of the same name.
+pub fn find_backup(path: &Path, container_id: &str, ifname: &str) -> Found {
+    match read_backup(path) {
+        None => Found::Nothing,
+        Some(backup) if backup.belongs_to(container_id, ifname) => Found::Ours(backup),
+        Some(backup) => {
+            log::warn!(
+                "{} is the backup of {} {}, not of {container_id} {ifname}",
+                path.display(),
+                backup.container_id,
+                backup.ifname
+            );
+            Found::Another
         }
     }
 }
@@ -100,5 +134,32 @@ pub fn remove_backup(path: &Path) -> Result<(), Error> {
             Err(Error::io(format!("remove {}: {e}", path.display())))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backups_whose_file_names_collide_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        // `a_b` + `c` and `a` + `b_c` share `a_b_c.json`.
+        let path = backup_path(dir.path(), "a_b", "c");
+        assert_eq!(path, backup_path(dir.path(), "a", "b_c"));
+        let backup = Backup {
+            mtu: 1400,
+            container_id: "a_b".into(),
+            ifname: "c".into(),
+            ..Backup::default()
+        };
+        write_backup(&path, &backup).unwrap();
+        assert!(matches!(find_backup(&path, "a_b", "c"), Found::Ours(b) if b == backup));
+        assert!(matches!(find_backup(&path, "a", "b_c"), Found::Another));
+        // The reference records neither field: taken as the attachment's.
+        std::fs::write(&path, br#"{"mtu":1400}"#).unwrap();
+        assert!(matches!(find_backup(&path, "a", "b_c"), Found::Ours(_)));
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(find_backup(&path, "a", "b_c"), Found::Nothing));
     }
 }

@@ -4,7 +4,7 @@ use cni::{Error, Request};
 use cni_netlink::{Link, MacAddr, NetNs, Netlink};
 use plugin_kit::kernel_error;
 
-use crate::backup::{Backup, backup_path, read_backup, remove_backup};
+use crate::backup::{Backup, Found, backup_path, find_backup, remove_backup};
 use crate::config;
 
 /// Restores what ADD changed. Succeeds when there is nothing to restore: no backup, no
@@ -13,8 +13,11 @@ use crate::config;
 pub fn del(req: &Request) -> Result<(), Error> {
     let data_dir = config::data_dir_of(req);
     let path = backup_path(&data_dir, req.container_id(), req.ifname());
-    let Some(backup) = read_backup(&path) else {
-        return remove_backup(&path);
+    let backup = match find_backup(&path, req.container_id(), req.ifname()) {
+        Found::Ours(backup) => backup,
+        Found::Nothing => return remove_backup(&path),
+        // Not ours to restore or remove.
+        Found::Another => return Ok(()),
     };
     let Some(ns) = plugin_kit::netns_for_del(req.netns())? else {
         return remove_backup(&path);

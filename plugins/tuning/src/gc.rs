@@ -12,6 +12,9 @@ use crate::config;
 /// plugin carry no network and are left alone.
 pub fn gc(req: &Request) -> Result<(), Error> {
     let data_dir = config::data_dir_of(req);
+    // What writers killed between writing and renaming left.
+    atomic_file::remove_leftovers(&data_dir, atomic_file::LEFTOVER_AGE)
+        .map_err(|e| Error::io(format!("clean {}: {e}", data_dir.display())))?;
     let entries = match std::fs::read_dir(&data_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
