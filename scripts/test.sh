@@ -17,6 +17,8 @@ echo "== build"
 cargo build --workspace --quiet
 echo "== tests"
 cargo test --workspace --quiet -- --test-threads="${TEST_THREADS:-4}"
+echo "== address arithmetic in release (overflow wraps silently there, panics in debug)"
+cargo test --release --quiet -p ipam-store --lib
 echo "== release artifacts (scripts/release.sh, checked by tests/release.sh)"
 tests/release.sh
 echo "== vm tests (kernel features this machine may lack: bridge VLAN filtering, ipvlan, dummy)"

@@ -113,10 +113,15 @@ impl Range {
             && to_u128(other.start) <= to_u128(self.end)
     }
 
+    /// How many addresses `start..=end` holds; a range of all 2^128 IPv6 addresses (`::/0`
+    /// from `::`) counts one short, as u128 ends there.
+    fn span(&self) -> u128 {
+        (to_u128(self.end) - to_u128(self.start)).saturating_add(1)
+    }
+
     /// How many addresses this range can hand out.
     pub fn capacity(&self) -> u128 {
-        let span = to_u128(self.end) - to_u128(self.start) + 1;
-        span - u128::from(self.contains(self.gateway))
+        self.span() - u128::from(self.contains(self.gateway))
     }
 }
 
@@ -165,29 +170,30 @@ impl RangeSet {
     }
 
     pub fn capacity(&self) -> u128 {
-        self.0.iter().map(Range::capacity).sum()
+        self.0
+            .iter()
+            .map(Range::capacity)
+            .fold(0, u128::saturating_add)
     }
 
     /// Candidate addresses in host-local's round-robin order: starting after `last` when it
     /// lies in the set (else at the first range's start), through every range in turn,
     /// wrapping around once, skipping each range's gateway.
     pub fn candidates_after(&self, last: Option<IpAddr>) -> impl Iterator<Item = IpAddr> + '_ {
+        // After the very last address of the space (`ffff:…:ffff`) there is no next one in
+        // its range: the walk goes on with the following range.
         let start = last
             .and_then(|ip| {
                 let idx = self.0.iter().position(|r| r.contains(ip))?;
-                Some((idx, to_u128(ip) + 1))
+                Some((idx, to_u128(ip).checked_add(1)))
             })
-            .unwrap_or((0, self.0.first().map_or(0, |r| to_u128(r.start))));
+            .unwrap_or((0, self.0.first().map(|r| to_u128(r.start))));
         RoundRobin {
             set: self,
             range: start.0,
             next: start.1,
             visited: 0,
-            total: self
-                .0
-                .iter()
-                .map(|r| to_u128(r.end) - to_u128(r.start) + 1)
-                .sum(),
+            total: self.0.iter().map(Range::span).fold(0, u128::saturating_add),
         }
         .filter(move |ip| self.range_of(*ip).is_some_and(|r| r.gateway != *ip))
     }
@@ -204,7 +210,8 @@ impl fmt::Display for RangeSet {
 struct RoundRobin<'a> {
     set: &'a RangeSet,
     range: usize,
-    next: u128,
+    /// The next address of the current range; `None` past the top of the address space.
+    next: Option<u128>,
     visited: u128,
     total: u128,
 }
@@ -217,14 +224,16 @@ impl Iterator for RoundRobin<'_> {
             return None;
         }
         let ranges = &self.set.0;
-        if self.next > to_u128(ranges[self.range].end) {
-            self.range = (self.range + 1) % ranges.len();
-            self.next = to_u128(ranges[self.range].start);
-        }
-        let ip = from_u128(ranges[self.range].start, self.next);
-        self.next += 1;
+        let n = match self.next {
+            Some(n) if n <= to_u128(ranges[self.range].end) => n,
+            _ => {
+                self.range = (self.range + 1) % ranges.len();
+                to_u128(ranges[self.range].start)
+            }
+        };
+        self.next = n.checked_add(1);
         self.visited += 1;
-        Some(ip)
+        Some(from_u128(ranges[self.range].start, n))
     }
 }
 
@@ -299,5 +308,43 @@ mod tests {
         assert_eq!(after, vec![ip("10.0.1.2"), ip("10.0.0.2")]);
         let outside: Vec<IpAddr> = set.candidates_after(Some(ip("192.168.0.1"))).collect();
         assert_eq!(outside, all);
+    }
+
+    #[test]
+    fn the_top_of_the_ipv6_space_allocates_and_wraps() {
+        // ffff:…:ff00/120 ends at the last address there is.
+        let top =
+            RangeSet::from_specs(&[spec("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120")]).unwrap();
+        assert_eq!(top.capacity(), 254);
+        let last = ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+        let after_last: Vec<IpAddr> = top.candidates_after(Some(last)).collect();
+        assert_eq!(after_last.len(), 254);
+        assert_eq!(after_last[0], ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff02"));
+        assert_eq!(*after_last.last().unwrap(), last);
+        let from_start: Vec<IpAddr> = top.candidates_after(None).collect();
+        assert_eq!(from_start, after_last);
+
+        // All of it: ::/0 from ::, the gateway ::1 skipped.
+        let all = RangeSet::from_specs(&[RangeSpec {
+            range_start: Some(ip("::")),
+            ..spec("::/0")
+        }])
+        .unwrap();
+        assert_eq!(all.capacity(), u128::MAX - 1);
+        let first: Vec<IpAddr> = all.candidates_after(None).take(2).collect();
+        assert_eq!(first, vec![ip("::"), ip("::2")]);
+        let wrapped: Vec<IpAddr> = all.candidates_after(Some(last)).take(2).collect();
+        assert_eq!(wrapped, vec![ip("::"), ip("::2")]);
+        let before_top = ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe");
+        let to_top: Vec<IpAddr> = all.candidates_after(Some(before_top)).take(2).collect();
+        assert_eq!(to_top, vec![last, ip("::")]);
+    }
+
+    #[test]
+    fn sets_of_huge_ranges_count_without_overflow() {
+        // Each half: 2^127 addresses less its network address and its gateway.
+        let huge = RangeSet::from_specs(&[spec("::/1"), spec("8000::/1")]).unwrap();
+        assert_eq!(huge.capacity(), u128::MAX - 3);
+        assert_eq!(huge.candidates_after(None).next(), Some(ip("::2")));
     }
 }
