@@ -902,6 +902,43 @@ fn chain_of(nat: &str, target: &str) -> String {
         .to_string()
 }
 
+/// A 221-character container ID: with a 6-character network name the escaped comment used
+/// to be cut right after the backslash of its last `\"`, and iptables-restore took the rest
+/// of the line (the match and the jump) for the comment; with a 15-character one the
+/// comment runs past the kernel's 255 bytes. Either way the port is forwarded, CHECK finds
+/// the rules and DEL takes them out.
+#[test]
+fn iptables_backend_takes_comments_cut_at_the_kernels_limit() {
+    let host = Host::new();
+    let cni = host.cni();
+    let id = "c".repeat(221);
+    for network in ["pm-net", "portmap-network"] {
+        let list = host.list(
+            network,
+            "pm0",
+            json!([[{"subnet": "10.92.0.0/24"}]]),
+            json!({"backend": "iptables"}),
+        );
+        let a = container(&host);
+        serve_tcp(&a, 80, "A");
+        let rt_a = rt(&id, &a, json!([{"hostPort": 8080, "containerPort": 80}]));
+        let ra = cni.add_network_list(&list, &rt_a).unwrap();
+        let ip_a = ip_of(&ra, false);
+        let nat = nat_table(&host);
+        let start = format!("dnat name: \\\"{network}\\\" id: \\\"ccc");
+        assert!(nat.contains(&start), "{nat}");
+        assert!(
+            fetch(host.outside.path_str(), HOST_IP, 8080)
+                .unwrap()
+                .starts_with("A ")
+        );
+        cni.check_network_list(&list, &rt_a).unwrap();
+        cni.del_network_list(&list, &rt_a).unwrap();
+        let nat = nat_table(&host);
+        assert!(!nat.contains(&ip_a) && !nat.contains("ccc"), "{nat}");
+    }
+}
+
 #[test]
 fn iptables_backend_reaches_the_container_from_everywhere() {
     let host = Host::new();

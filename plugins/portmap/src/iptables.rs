@@ -128,10 +128,22 @@ fn word(arg: &str) -> String {
     }
 }
 
+/// The longest comment the kernel keeps (`XT_MAX_COMMENT_LEN` less its NUL).
+const MAX_COMMENT_LEN: usize = 255;
+
+/// The entry rule's comment as an iptables-restore word: the reference's text, cut to what
+/// the kernel keeps before it is escaped, so that a cut never splits an escape (a `\` left
+/// before the closing quote escapes it, and iptables-restore takes the rest of the line, the
+/// match and the jump, for the comment).
 fn comment(network: &str, container_id: &str) -> String {
-    let mut c = format!("dnat name: \\\"{network}\\\" id: \\\"{container_id}\\\"");
-    c.truncate(250);
-    format!("\"{c}\"")
+    let mut text = format!("dnat name: \"{network}\" id: \"{container_id}\"");
+    let mut cut = text.len().min(MAX_COMMENT_LEN);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{escaped}\"")
 }
 
 fn mark(bit: u32) -> String {
@@ -544,6 +556,41 @@ pub fn check(saved: &AttachmentState) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What iptables-restore makes of a quoted word: `\x` is `x`; `None` when the closing
+    /// quote is missing or escaped.
+    fn unquote(word: &str) -> Option<String> {
+        let inner = word.strip_prefix('"')?;
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.push(chars.next()?),
+                '"' => return chars.next().is_none().then_some(out),
+                c => out.push(c),
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_long_comment_is_cut_before_it_is_escaped() {
+        let id = "c".repeat(221);
+        for network in (1..40).map(|n| "n".repeat(n)) {
+            let word = comment(&network, &id);
+            let text = unquote(&word).unwrap_or_else(|| panic!("broken word {word}"));
+            assert!(
+                text.len() <= MAX_COMMENT_LEN,
+                "{} bytes: {text}",
+                text.len()
+            );
+            assert!(text.starts_with(&format!("dnat name: \"{network}\" id: \"cc")));
+        }
+        assert_eq!(
+            comment("net", "first"),
+            r#""dnat name: \"net\" id: \"first\"""#
+        );
+    }
     use crate::config::Protocol;
     use std::path::PathBuf;
 
