@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use crate::disk::{AttachmentKey, Locked};
+use crate::disk::{AttachmentKey, Locked, NetnsRecord};
 use crate::error::{Result, StoreError};
 use crate::range::RangeSet;
 
@@ -23,7 +23,7 @@ pub fn allocate(
     store: &Locked<'_>,
     sets: &[RangeSet],
     key: &AttachmentKey,
-    netns: &str,
+    netns: &NetnsRecord,
     requested: &[IpAddr],
 ) -> Result<Vec<Allocated>> {
     let wanted = assign_requests(sets, requested)?;
@@ -148,14 +148,35 @@ mod tests {
         let store = Store::open(dir.path(), "n").unwrap();
         let locked = store.lock().unwrap();
         let sets = [set("10.0.0.0/29")];
-        let a = allocate(&locked, &sets, &AttachmentKey::new("a", "eth0"), "", &[]).unwrap();
+        let a = allocate(
+            &locked,
+            &sets,
+            &AttachmentKey::new("a", "eth0"),
+            &NetnsRecord::default(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(a[0].address.to_string(), "10.0.0.2/29");
         assert_eq!(a[0].gateway, ip("10.0.0.1"));
-        let b = allocate(&locked, &sets, &AttachmentKey::new("b", "eth0"), "", &[]).unwrap();
+        let b = allocate(
+            &locked,
+            &sets,
+            &AttachmentKey::new("b", "eth0"),
+            &NetnsRecord::default(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(b[0].address.ip(), ip("10.0.0.3"));
         locked.release(&AttachmentKey::new("a", "eth0")).unwrap();
         // Round robin: the freed .2 is not reused before the range wraps.
-        let c = allocate(&locked, &sets, &AttachmentKey::new("c", "eth0"), "", &[]).unwrap();
+        let c = allocate(
+            &locked,
+            &sets,
+            &AttachmentKey::new("c", "eth0"),
+            &NetnsRecord::default(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(c[0].address.ip(), ip("10.0.0.4"));
     }
 
@@ -165,7 +186,14 @@ mod tests {
         let store = Store::open(dir.path(), "n").unwrap();
         let locked = store.lock().unwrap();
         let sets = [set("10.0.0.0/24"), set("fd00::/64")];
-        let got = allocate(&locked, &sets, &AttachmentKey::new("a", "eth0"), "", &[]).unwrap();
+        let got = allocate(
+            &locked,
+            &sets,
+            &AttachmentKey::new("a", "eth0"),
+            &NetnsRecord::default(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(got[0].address.to_string(), "10.0.0.2/24");
         assert_eq!(got[1].address.to_string(), "fd00::2/64");
     }
@@ -177,17 +205,24 @@ mod tests {
         let locked = store.lock().unwrap();
         let sets = [set("10.0.0.0/30")];
         let a = AttachmentKey::new("a", "eth0");
-        allocate(&locked, &sets, &a, "", &[]).unwrap();
-        let dup = allocate(&locked, &sets, &a, "", &[]).unwrap_err();
+        allocate(&locked, &sets, &a, &NetnsRecord::default(), &[]).unwrap();
+        let dup = allocate(&locked, &sets, &a, &NetnsRecord::default(), &[]).unwrap_err();
         assert!(matches!(dup, StoreError::AlreadyAllocated { .. }), "{dup}");
-        let full = allocate(&locked, &sets, &AttachmentKey::new("b", "eth0"), "", &[]).unwrap_err();
+        let full = allocate(
+            &locked,
+            &sets,
+            &AttachmentKey::new("b", "eth0"),
+            &NetnsRecord::default(),
+            &[],
+        )
+        .unwrap_err();
         assert!(matches!(full, StoreError::Exhausted { .. }), "{full}");
         for bad in ["10.0.0.2", "10.0.0.1", "192.168.1.1"] {
             let e = allocate(
                 &locked,
                 &sets,
                 &AttachmentKey::new("c", "eth0"),
-                "",
+                &NetnsRecord::default(),
                 &[ip(bad)],
             );
             assert!(matches!(e, Err(StoreError::Unavailable { .. })), "{bad}");
@@ -205,7 +240,7 @@ mod tests {
             &locked,
             &sets,
             &AttachmentKey::new("a", "eth0"),
-            "",
+            &NetnsRecord::default(),
             &[ip("fd00::99"), ip("10.0.0.50")],
         )
         .unwrap();
@@ -215,7 +250,7 @@ mod tests {
             &locked,
             &sets,
             &AttachmentKey::new("b", "eth0"),
-            "",
+            &NetnsRecord::default(),
             &[ip("10.0.0.60"), ip("10.0.0.61")],
         );
         assert!(two_in_one.is_err());

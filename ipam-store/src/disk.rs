@@ -105,12 +105,25 @@ pub struct Allocation {
     pub owner: AttachmentKey,
 }
 
+/// Where an attachment's netns was at ADD (`CNI_NETNS`) and which one it was then: an
+/// identity the caller chooses (host-local records the nsfs device and inode), so that GC can
+/// tell a path that now names another netns. Both may be empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetnsRecord {
+    pub path: String,
+    pub id: String,
+}
+
 /// An attachment's index entry.
 #[derive(Debug, Clone, Default)]
 struct Entry {
-    netns: String,
+    netns: NetnsRecord,
     ips: Vec<IpAddr>,
 }
+
+/// The index line holding the netns identity (older entries have none; older readers skip
+/// it as it is no address).
+const NETNS_ID_PREFIX: &str = "nsid ";
 
 /// The store of one network. Every operation happens under [`Store::lock`].
 pub struct Store {
@@ -242,10 +255,10 @@ impl Locked<'_> {
         Ok(seen)
     }
 
-    /// Replaces the index with one derived from the address files, keeping the netns paths
+    /// Replaces the index with one derived from the address files, keeping the netns records
     /// the old entries knew.
     fn rebuild_index(&self) -> Result<()> {
-        let mut netns_of: HashMap<String, String> = HashMap::new();
+        let mut netns_of: HashMap<String, NetnsRecord> = HashMap::new();
         for name in list_dir(&self.store.index_dir)? {
             if name == STAMP_FILE {
                 continue;
@@ -343,11 +356,11 @@ impl Locked<'_> {
     pub fn reserve(
         &self,
         key: &AttachmentKey,
-        netns: &str,
+        netns: &NetnsRecord,
         picks: &[(usize, IpAddr)],
     ) -> Result<()> {
         let mut entry = Entry {
-            netns: netns.to_string(),
+            netns: netns.clone(),
             ips: self.owned_by(key)?,
         };
         entry.ips.extend(picks.iter().map(|(_, ip)| *ip));
@@ -418,17 +431,20 @@ impl Locked<'_> {
         Ok(released)
     }
 
-    /// The attachments whose recorded netns path no longer exists (their containers are
+    /// The attachments whose recorded netns `is_gone` says is gone (their containers are
     /// gone). Attachments with no recorded netns, such as the reference's, are not listed.
-    pub fn attachments_with_dead_netns(&self) -> Result<Vec<AttachmentKey>> {
+    pub fn attachments_with_dead_netns(
+        &self,
+        is_gone: impl Fn(&NetnsRecord) -> bool,
+    ) -> Result<Vec<AttachmentKey>> {
         let mut dead = Vec::new();
         for name in list_dir(&self.store.index_dir)? {
             if name.starts_with('.') {
                 continue;
             }
             if let Some((key, entry)) = read_entry(&self.store.index_dir.join(&name))
-                && !entry.netns.is_empty()
-                && !Path::new(&entry.netns).exists()
+                && !entry.netns.path.is_empty()
+                && is_gone(&entry.netns)
             {
                 dead.push(key);
             }
@@ -455,8 +471,11 @@ impl Locked<'_> {
     fn write_entry(&self, key: &AttachmentKey, entry: &Entry) -> Result<()> {
         let mut text = format!(
             "{ENTRY_MAGIC}\n{}\n{}\n{}\n",
-            key.container_id, key.ifname, entry.netns
+            key.container_id, key.ifname, entry.netns.path
         );
+        if !entry.netns.id.is_empty() {
+            text.push_str(&format!("{NETNS_ID_PREFIX}{}\n", entry.netns.id));
+        }
         for ip in &entry.ips {
             text.push_str(&format!("{ip}\n"));
         }
@@ -471,8 +490,17 @@ fn read_entry(path: &Path) -> Option<(AttachmentKey, Entry)> {
         return None;
     }
     let key = AttachmentKey::new(lines.next()?, lines.next()?);
-    let netns = lines.next()?.to_string();
-    let ips = lines.filter_map(|l| l.parse().ok()).collect();
+    let mut netns = NetnsRecord {
+        path: lines.next()?.to_string(),
+        id: String::new(),
+    };
+    let mut ips = Vec::new();
+    for line in lines {
+        match line.strip_prefix(NETNS_ID_PREFIX) {
+            Some(id) => netns.id = id.to_string(),
+            None => ips.extend(line.parse::<IpAddr>().ok()),
+        }
+    }
     Some((key, Entry { netns, ips }))
 }
 
@@ -596,7 +624,14 @@ mod tests {
         let locked = store.lock().unwrap();
         let key = AttachmentKey::new("c1", "eth0");
         locked
-            .reserve(&key, "/run/netns/x", &[(0, ip("10.0.0.2"))])
+            .reserve(
+                &key,
+                &NetnsRecord {
+                    path: "/run/netns/x".into(),
+                    id: "4:4026532000".into(),
+                },
+                &[(0, ip("10.0.0.2"))],
+            )
             .unwrap();
         let net = dir.path().join("net1");
         assert_eq!(
@@ -643,7 +678,9 @@ mod tests {
         let store = Store::open(dir.path(), "net1").unwrap();
         let locked = store.lock().unwrap();
         let a = AttachmentKey::new("a", "eth0");
-        locked.reserve(&a, "", &[(0, ip("10.0.0.2"))]).unwrap();
+        locked
+            .reserve(&a, &NetnsRecord::default(), &[(0, ip("10.0.0.2"))])
+            .unwrap();
         // The address changes hands behind the index's back.
         fs::write(dir.path().join("net1/10.0.0.2"), "b\r\neth0").unwrap();
         assert!(locked.owned_by(&a).unwrap().is_empty());
@@ -665,6 +702,48 @@ mod tests {
         drop(held);
         let again = Store::open(dir.path(), "net1").unwrap();
         again.lock_within(Duration::from_secs(5)).unwrap();
+    }
+
+    #[test]
+    fn gc_without_a_list_asks_about_each_recorded_netns_kept_through_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "net1").unwrap();
+        let locked = store.lock().unwrap();
+        let record = |path: &str, id: &str| NetnsRecord {
+            path: path.into(),
+            id: id.into(),
+        };
+        let (a, b, c) = (
+            AttachmentKey::new("a", "eth0"),
+            AttachmentKey::new("b", "eth0"),
+            AttachmentKey::new("c", "eth0"),
+        );
+        locked
+            .reserve(&a, &record("/run/netns/a", "4:1"), &[(0, ip("10.0.0.2"))])
+            .unwrap();
+        locked
+            .reserve(&b, &record("/run/netns/b", "4:2"), &[(0, ip("10.0.0.3"))])
+            .unwrap();
+        // No netns recorded (the reference's entries): never asked about.
+        locked
+            .reserve(&c, &NetnsRecord::default(), &[(0, ip("10.0.0.4"))])
+            .unwrap();
+        // A rebuild (as GC with a list does) keeps the records.
+        locked.retain(|_| true).unwrap();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let dead = locked
+            .attachments_with_dead_netns(|netns| {
+                asked.borrow_mut().push(netns.clone());
+                netns.id == "4:2"
+            })
+            .unwrap();
+        assert_eq!(dead, vec![b]);
+        let mut asked = asked.into_inner();
+        asked.sort_by(|x, y| x.path.cmp(&y.path));
+        assert_eq!(
+            asked,
+            vec![record("/run/netns/a", "4:1"), record("/run/netns/b", "4:2")]
+        );
     }
 
     #[test]

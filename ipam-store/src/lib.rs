@@ -8,6 +8,6 @@ pub mod range;
 mod safe_path;
 
 pub use allocator::{Allocated, allocate};
-pub use disk::{Allocation, AttachmentKey, Locked, Store};
+pub use disk::{Allocation, AttachmentKey, Locked, NetnsRecord, Store};
 pub use error::StoreError;
 pub use range::{Range, RangeError, RangeSet, RangeSpec};

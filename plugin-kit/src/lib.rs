@@ -34,7 +34,7 @@ pub use container::{add_result_route, add_route_if_missing, result_interface};
 pub use errors::{KernelResultExt, kernel_error, state_error};
 pub use files::{DirLock, LOCK_TIMEOUT, is_temporary, lock_in, lock_in_within, write_atomic};
 pub use forwarding::enable_forwarding;
-pub use gc::{ipam_status, is_listed, is_stale};
+pub use gc::{ipam_status, is_listed, is_stale, netns_identity, netns_is_gone};
 pub use links::delete_host_link_of_kind;
 pub use netns::{netns_for_del, open_netns};
 pub use nft::{NftSession, ensure_structure, net_id, nft_error, with_structure_lock};

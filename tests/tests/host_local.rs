@@ -343,15 +343,28 @@ fn gc_without_a_valid_list_releases_only_attachments_whose_netns_is_gone() {
     let s = Store::new();
     let conf = s.conf("1.1.0", subnet("10.90.0.0/24"));
     let gone = TestNetns::new();
+    let recreated = TestNetns::new();
     s.call("ADD", "alive", &conf).run().assert_ok();
-    PluginCall::new(plugin_bin("host-local"), "ADD")
-        .container("dead", gone.path_str(), "eth0")
-        .stdin_json(&conf)
-        .run()
-        .assert_ok();
+    for (id, ns) in [("dead", &gone), ("recreated", &recreated)] {
+        PluginCall::new(plugin_bin("host-local"), "ADD")
+            .container(id, ns.path_str(), "eth0")
+            .stdin_json(&conf)
+            .run()
+            .assert_ok();
+    }
     // An allocation the reference made carries no netns: it is kept.
     std::fs::write(s.net_dir().join("10.90.0.200"), "reference-made\r\neth0").unwrap();
     drop(gone);
+    // The path is there again, but it names another netns: the container is gone too.
+    for args in [["netns", "del"], ["netns", "add"]] {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .arg(recreated.name())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip {args:?} {}", recreated.name());
+    }
     PluginCall::new(plugin_bin("host-local"), "GC")
         .stdin_json(&conf)
         .run()

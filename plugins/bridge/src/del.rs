@@ -8,7 +8,8 @@ use cni_netlink::{MacAddr, NetNs, Netlink};
 
 use crate::config::MasqBackend;
 use crate::firewall::NftSession;
-use crate::{AttachmentState, firewall, is_listed, kernel_error, state_dir};
+use crate::{AttachmentState, firewall, kernel_error, state_dir};
+use plugin_kit::is_stale;
 use plugin_kit::masq_iptables;
 
 /// Every step runs even if an earlier one failed, so one missing piece cannot keep the others
@@ -115,11 +116,13 @@ pub fn gc(req: &Request) -> Result<(), Error> {
     let mut nft = NftSession::default();
     let all: Vec<AttachmentState> = states.list().map_err(|e| Error::io(e.to_string()))?;
     for state in all {
-        let stale = match &req.conf.valid_attachments {
-            Some(valid) => !is_listed(valid, &state.container_id, &state.ifname),
-            None => !state.netns.is_empty() && !std::path::Path::new(&state.netns).exists(),
-        };
-        if !stale {
+        if !is_stale(
+            req,
+            &state.container_id,
+            &state.ifname,
+            &state.netns,
+            &state.netns_id,
+        ) {
             continue;
         }
         // As in DEL: the state stays until its rules are gone, so a later GC retries.

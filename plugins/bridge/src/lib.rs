@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use cni::{Error, Request};
 use plugin_kit::StateDir;
-pub(crate) use plugin_kit::{is_listed, kernel_error, open_netns};
+pub(crate) use plugin_kit::{kernel_error, open_netns};
 use serde::{Deserialize, Serialize};
 
 pub use config::{Config, DEFAULT_BRIDGE, DEFAULT_DATA_DIR, MasqBackend};
@@ -35,6 +35,10 @@ pub struct AttachmentState {
     pub container_id: String,
     pub ifname: String,
     pub netns: String,
+    /// The netns's identity at ADD ([`plugin_kit::netns_identity`]): GC without a list
+    /// tells a re-created netns at the same path from the container's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub netns_id: String,
     pub bridge: String,
     pub host_veth: String,
     pub container_mac: String,

@@ -26,6 +26,7 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
         container_id: req.container_id().to_string(),
         ifname: req.ifname().to_string(),
         netns: req.netns().to_string(),
+        netns_id: plugin_kit::netns_identity(req.netns()),
         backend,
         ips: ips.clone(),
         bridge: bridge.clone(),

@@ -30,6 +30,7 @@ pub fn del(req: &Request) -> Result<(), Error> {
                 container_id: req.container_id().to_string(),
                 ifname: req.ifname().to_string(),
                 netns: req.netns().to_string(),
+                netns_id: String::new(),
                 backend: Backend::Nftables,
                 ips: prev.ips.iter().map(|ip| ip.address.ip()).collect(),
                 bridge: String::new(),

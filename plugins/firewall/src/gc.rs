@@ -17,7 +17,13 @@ pub fn gc(req: &Request) -> Result<(), Error> {
     let all: Vec<AttachmentState> = dir.list().map_err(|e| Error::io(e.to_string()))?;
     let mut teardown = Teardown::new();
     for state in all {
-        if !is_stale(req, &state.container_id, &state.ifname, &state.netns) {
+        if !is_stale(
+            req,
+            &state.container_id,
+            &state.ifname,
+            &state.netns,
+            &state.netns_id,
+        ) {
             continue;
         }
         // The state stays until its rules are gone, so a later GC retries.

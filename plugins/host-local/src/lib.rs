@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use cni::{Attachment, CniResult, Error, IpConfig, Plugin, Request};
-use ipam_store::{AttachmentKey, Store, StoreError, allocate};
+use ipam_store::{AttachmentKey, NetnsRecord, Store, StoreError, allocate};
 
 pub use config::{Config, DEFAULT_DATA_DIR};
 
@@ -27,7 +27,10 @@ impl Plugin for HostLocal {
             &locked,
             &config.range_sets,
             &key_of(req),
-            req.netns(),
+            &NetnsRecord {
+                path: req.netns().to_string(),
+                id: plugin_kit::netns_identity(req.netns()),
+            },
             &config.requested,
         )
         .map_err(store_error)?;
@@ -132,7 +135,8 @@ impl Plugin for HostLocal {
     }
 
     /// Releases every allocation not in `cni.dev/valid-attachments`. Without that key (as
-    /// `cnitool gc` sends it) only allocations whose recorded netns no longer exists go.
+    /// `cnitool gc` sends it) only allocations whose recorded netns is gone go: its path no
+    /// longer exists or names another netns.
     fn gc(&self, req: &Request) -> Result<(), Error> {
         let data_dir = Config::data_dir_of(req)?;
         if !data_dir.join(&req.conf.name).is_dir() {
@@ -152,7 +156,10 @@ impl Plugin for HostLocal {
             }
             None => {
                 let mut released = Vec::new();
-                for key in locked.attachments_with_dead_netns().map_err(store_error)? {
+                for key in locked
+                    .attachments_with_dead_netns(|n| plugin_kit::netns_is_gone(&n.path, &n.id))
+                    .map_err(store_error)?
+                {
                     released.extend(locked.release(&key).map_err(store_error)?);
                 }
                 released

@@ -430,6 +430,7 @@ pub fn add(
         container_id: req.container_id().to_string(),
         ifname: req.ifname().to_string(),
         netns: req.netns().to_string(),
+        netns_id: plugin_kit::netns_identity(req.netns()),
         backend: Backend::Iptables,
         mappings: cfg.mappings.clone(),
         addresses: addrs.to_vec(),

@@ -283,16 +283,9 @@ fn gc(req: &Request) -> Result<(), Error> {
     let data_dir = config::data_dir_of(req);
     let states = state::dir(&data_dir, &req.conf.name);
     let all: Vec<AttachmentState> = states.list().map_err(|e| Error::io(e.to_string()))?;
-    let valid = req.conf.valid_attachments.as_deref();
     let mut errors = Vec::new();
     for s in &all {
-        let stale = match valid {
-            Some(valid) => !valid
-                .iter()
-                .any(|a| a.container_id == s.container_id && a.ifname == s.ifname),
-            None => s.netns_gone(),
-        };
-        if !stale {
+        if !plugin_kit::is_stale(req, &s.container_id, &s.ifname, &s.netns, &s.netns_id) {
             continue;
         }
         let released = match s.backend {
@@ -308,7 +301,7 @@ fn gc(req: &Request) -> Result<(), Error> {
             Err(e) => errors.push(format!("{}/{}: {}", s.container_id, s.ifname, e.msg)),
         }
     }
-    if let Some(valid) = valid
+    if let Some(valid) = &req.conf.valid_attachments
         && let Err(e) = nft::sweep(&req.conf.name, &all, valid)
     {
         errors.push(e.msg);

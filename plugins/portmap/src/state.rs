@@ -37,6 +37,10 @@ pub struct AttachmentState {
     pub container_id: String,
     pub ifname: String,
     pub netns: String,
+    /// The netns's identity at ADD ([`plugin_kit::netns_identity`]): GC without a list
+    /// tells a re-created netns at the same path from the container's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub netns_id: String,
     pub backend: Backend,
     pub mappings: Vec<Mapping>,
     /// The container addresses forwarded to (with their prefix).
@@ -57,7 +61,7 @@ pub struct AttachmentState {
 impl AttachmentState {
     /// The attachment's netns was recorded and no longer exists.
     pub fn netns_gone(&self) -> bool {
-        !self.netns.is_empty() && !Path::new(&self.netns).exists()
+        plugin_kit::netns_is_gone(&self.netns, &self.netns_id)
     }
 }
 

@@ -13,7 +13,13 @@ pub fn gc(req: &Request) -> Result<(), Error> {
     let mut teardown = Teardown::new();
     let all: Vec<AttachmentState> = states.list().map_err(plugin_kit::state_error)?;
     for state in all {
-        if !is_stale(req, &state.container_id, &state.ifname, &state.netns) {
+        if !is_stale(
+            req,
+            &state.container_id,
+            &state.ifname,
+            &state.netns,
+            &state.netns_id,
+        ) {
             continue;
         }
         // A stale host end keeps a host route to an address IPAM is about to hand out again.

@@ -38,6 +38,10 @@ pub struct AttachmentState {
     pub container_id: String,
     pub ifname: String,
     pub netns: String,
+    /// The netns's identity at ADD ([`plugin_kit::netns_identity`]): GC without a list
+    /// tells a re-created netns at the same path from the container's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub netns_id: String,
     pub host_veth: String,
     /// The container's addresses with their prefixes (the masquerade sets are per subnet).
     pub addresses: Vec<IpNetwork>,

@@ -67,6 +67,7 @@ fn read_originals(
         ifname: req.ifname().to_string(),
         network: req.conf.name.clone(),
         netns: req.netns().to_string(),
+        netns_id: plugin_kit::netns_identity(req.netns()),
         ..Backup::default()
     };
     let paths: Vec<(String, String)> = cfg

@@ -38,6 +38,10 @@ pub struct Backup {
     pub network: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub netns: String,
+    /// The netns's identity at ADD ([`plugin_kit::netns_identity`]): GC without a list
+    /// tells a re-created netns at the same path from the container's.
+    #[serde(default, rename = "netnsID", skip_serializing_if = "String::is_empty")]
+    pub netns_id: String,
 }
 
 impl Backup {

@@ -32,7 +32,13 @@ pub fn gc(req: &Request) -> Result<(), Error> {
         if backup.network != req.conf.name || backup.container_id.is_empty() {
             continue;
         }
-        if is_stale(req, &backup.container_id, &backup.ifname, &backup.netns) {
+        if is_stale(
+            req,
+            &backup.container_id,
+            &backup.ifname,
+            &backup.netns,
+            &backup.netns_id,
+        ) {
             teardown.step(&backup.container_id, || remove_backup(&path));
         }
     }
