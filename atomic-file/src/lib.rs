@@ -9,6 +9,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -51,7 +52,7 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], options: Options) -> io::Res
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         "{TMP_PREFIX}{}-{}",
-        std::process::id(),
+        writer_tag(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let written = OpenOptions::new()
@@ -82,10 +83,11 @@ pub fn is_temporary(name: &OsStr) -> bool {
 /// writer's when writers may be at work: a writer holds one for microseconds.
 pub const LEFTOVER_AGE: Duration = Duration::from_secs(60);
 
-/// Removes the temporary files of `dir` last written more than `older_than` ago: what writers
-/// killed between writing and renaming left. [`Duration::ZERO`] removes them all, for a
-/// caller that holds the lock every writer of `dir` takes; others pass [`LEFTOVER_AGE`]. A
-/// missing directory has none. Returns how many went.
+/// Removes the temporary files of `dir` that writers killed between writing and renaming
+/// left: those whose writer (the pid in the name) is no process any more, and those last
+/// written more than `older_than` ago (a pid used again by another process). [`Duration::ZERO`]
+/// removes them all, for a caller that holds the lock every writer of `dir` takes; others pass
+/// [`LEFTOVER_AGE`]. A missing directory has none. Returns how many went.
 pub fn remove_leftovers(dir: &Path, older_than: Duration) -> io::Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -95,19 +97,72 @@ pub fn remove_leftovers(dir: &Path, older_than: Duration) -> io::Result<usize> {
     let now = SystemTime::now();
     let mut removed = 0;
     for entry in entries.flatten() {
-        if !is_temporary(&entry.file_name()) {
+        let name = entry.file_name();
+        if !is_temporary(&name) {
             continue;
         }
         let age = entry
             .metadata()
             .and_then(|m| m.modified())
             .map(|written| now.duration_since(written).unwrap_or_default());
+        let left = writer_is_gone(&name) || age.is_ok_and(|age| age >= older_than);
         // Gone meanwhile (renamed by its writer): nothing to do.
-        if age.is_ok_and(|age| age >= older_than) && fs::remove_file(entry.path()).is_ok() {
+        if left && fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// This process in temporary file names: `<pid>.<start time>`, the start time (in clock
+/// ticks since boot) telling it from a later process given the same pid.
+fn writer_tag() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let pid = std::process::id();
+        match start_time(pid) {
+            Some(start) => format!("{pid}.{start}"),
+            None => pid.to_string(),
+        }
+    })
+}
+
+/// Field 22 of `/proc/<pid>/stat`, counted after the command name (which may hold spaces
+/// and parentheses); `None` when there is no such process or it has exited (a zombie
+/// nobody reaped yet writes nothing more).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// Whether the process that named a temporary file `.tmp-<pid>.<start>-<n>` has exited (no
+/// process of that pid, or one started at another time). A name without a start time is
+/// judged by its pid alone; names of another shape not at all.
+fn writer_is_gone(name: &OsStr) -> bool {
+    let name = name.to_string_lossy();
+    let Some(tag) = name
+        .strip_prefix(TMP_PREFIX)
+        .and_then(|rest| rest.split('-').next())
+    else {
+        return false;
+    };
+    let (pid, start) = match tag.split_once('.') {
+        Some((pid, start)) => (pid, start.parse::<u64>().ok()),
+        None => (tag, None),
+    };
+    let Some(pid) = pid.parse::<u32>().ok().filter(|p| *p != 0) else {
+        return false;
+    };
+    match (start_time(pid), start) {
+        (None, _) => true,
+        (Some(now), Some(then)) => now != then,
+        (Some(_), None) => false,
+    }
 }
 
 #[cfg(test)]
@@ -162,10 +217,15 @@ mod tests {
             .unwrap()
             .set_modified(hour_ago)
             .unwrap();
-        // A writer at work now.
-        fs::write(dir.path().join(".tmp-2-1"), b"fresh").unwrap();
-        assert_eq!(remove_leftovers(dir.path(), LEFTOVER_AGE).unwrap(), 1);
-        assert_eq!(names(dir.path()), vec![".tmp-2-1", "f"]);
+        // A writer at work now (this process), one killed a moment ago (no such pid), and
+        // one whose pid a later process has (this one's, started at another time).
+        let at_work = format!(".tmp-{}-1", writer_tag());
+        fs::write(dir.path().join(&at_work), b"fresh").unwrap();
+        fs::write(dir.path().join(".tmp-4194304.5-1"), b"killed").unwrap();
+        let reused = format!(".tmp-{}.1-1", std::process::id());
+        fs::write(dir.path().join(reused), b"killed").unwrap();
+        assert_eq!(remove_leftovers(dir.path(), LEFTOVER_AGE).unwrap(), 3);
+        assert_eq!(names(dir.path()), vec![at_work.as_str(), "f"]);
         assert_eq!(remove_leftovers(dir.path(), Duration::ZERO).unwrap(), 1);
         assert_eq!(names(dir.path()), vec!["f"]);
         assert_eq!(

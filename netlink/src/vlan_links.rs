@@ -270,13 +270,20 @@ impl Netlink {
     /// Returns whether a link was there. The child closes its standard streams at once,
     /// so a runtime reading the caller's output is not kept waiting for it.
     pub fn delete_link_detached(&mut self, index: u32) -> Result<bool> {
+        let dying = random_link_name(DYING_PREFIX)?;
+        self.delete_link_detached_as(index, &dying)
+    }
+
+    /// [`Netlink::delete_link_detached`] renaming the link to `dying` on its way out: a name
+    /// the caller can find again, should it be killed after the rename and before the child
+    /// sent the deletion.
+    pub fn delete_link_detached_as(&mut self, index: u32, dying: &str) -> Result<bool> {
         let what = || format!("delete link index {index}");
         if self.get_link(index)?.is_none() {
             return Ok(false);
         }
         self.flush_addresses(index).map_err(|e| e.during(what()))?;
-        let dying = random_link_name(DYING_PREFIX)?;
-        match self.rename_link(index, &dying) {
+        match self.rename_link(index, dying) {
             Ok(()) => {}
             Err(e) if e.is_not_found() => return Ok(false),
             Err(e) => {

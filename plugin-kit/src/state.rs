@@ -98,6 +98,24 @@ impl StateDir {
         }
     }
 
+    /// For an ADD that records its state before it acts: unless the ADD completes, `undo`
+    /// puts back what was recorded before it (an earlier ADD's state) or forgets the
+    /// attachment.
+    pub fn restore_on_undo(&self, container_id: &str, ifname: &str, undo: &mut cni::Undo) {
+        let target = self.file(container_id, ifname);
+        let before = fs::read(&target).ok();
+        undo.push("restore the attachment's state", move || {
+            match before {
+                Some(bytes) => crate::files::write_atomic(&target, &bytes),
+                None => match fs::remove_file(&target) {
+                    Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                },
+            }
+            .map_err(|e| format!("{}: {e}", target.display()))
+        });
+    }
+
     /// Forgets the attachment; nothing to forget is fine.
     pub fn remove(&self, container_id: &str, ifname: &str) -> Result<(), StateError> {
         let path = self.file(container_id, ifname);

@@ -6,9 +6,12 @@ use cni_netlink::{Link, MacAddr, NetNs, Netlink, VethOptions, random_link_name};
 
 use crate::KernelResultExt;
 
-/// Creates the pair and records its deletion in `undo`; returns the host end. An existing
-/// CNI_IFNAME in the container is the runtime's error (code 4: the spec asks ADD to fail);
-/// a random host name that happens to be taken is retried.
+/// Creates the pair and records its deletion in `undo`; returns the host end. `record` is
+/// told each host name before the pair is made under it, so that the attachment's state can
+/// name it first (a kill right after the creation must not leave a pair nobody knows of). An
+/// existing CNI_IFNAME in the container is the runtime's error (code 4: the spec asks ADD to
+/// fail); a random host name that happens to be taken is retried.
+#[allow(clippy::too_many_arguments)]
 pub fn create_veth_pair(
     host: &mut Netlink,
     ns: &NetNs,
@@ -16,6 +19,7 @@ pub fn create_veth_pair(
     mtu: Option<u32>,
     container_mac: Option<MacAddr>,
     undo: &mut Undo,
+    mut record: impl FnMut(&str) -> Result<(), Error>,
 ) -> Result<Link, Error> {
     let opts = VethOptions {
         mtu,
@@ -25,6 +29,7 @@ pub fn create_veth_pair(
     let mut attempts = 0;
     let name = loop {
         let name = random_link_name("veth").cni()?;
+        record(&name)?;
         match host.create_veth(&name, req.ifname(), ns, &opts) {
             Ok(()) => break name,
             Err(e) if e.is_exists() => {

@@ -21,6 +21,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bins;
+pub mod faults;
 pub mod fixtures;
 mod netns;
 mod plugin;

@@ -7,17 +7,33 @@ use cni_netlink::Netlink;
 use cni_netlink::tc::{INGRESS_HANDLE, TBF_HANDLE};
 use plugin_kit::{KernelResultExt, Teardown};
 
-use crate::ifb_name;
+use crate::{dying_ifb_name, ifb_name};
 
 pub fn del(req: &Request) -> Result<(), Error> {
     let mut teardown = Teardown::new();
-    teardown.step("delete the ifb", || {
-        plugin_kit::delete_host_link_of_kind(&ifb_name(&req.conf.name, req.container_id()), "ifb")
-    });
+    teardown.step("delete the ifb", || delete_ifb(req));
     teardown.step("remove the qdiscs of the host end", || {
         unshape_host_end(req)
     });
     teardown.finish()
+}
+
+/// The ifb, renamed to its dying name on its way out; one an earlier DEL killed after that
+/// rename left goes too.
+fn delete_ifb(req: &Request) -> Result<(), Error> {
+    let (name, dying) = (
+        ifb_name(&req.conf.name, req.container_id()),
+        dying_ifb_name(&req.conf.name, req.container_id()),
+    );
+    let mut host = Netlink::host().cni()?;
+    let is_ifb = |link: &cni_netlink::Link| link.kind.as_deref() == Some("ifb");
+    if let Some(left) = host.get_link(dying.as_str()).cni()?.filter(is_ifb) {
+        host.delete_link(left.index).cni()?;
+    }
+    if let Some(link) = host.get_link(name.as_str()).cni()?.filter(is_ifb) {
+        host.delete_link_detached_as(link.index, &dying).cni()?;
+    }
+    Ok(())
 }
 
 /// The host end's TBF root and ingress qdisc, when they are the ones ADD makes. Without the

@@ -32,9 +32,19 @@ plugin_kit::delegate_plugin!(Bandwidth {
 /// The ifb of an attachment: "bwp" and a hash of network and container ID, 15 characters,
 /// as the reference names it (so either plugin's DEL removes the other's).
 pub fn ifb_name(network: &str, container_id: &str) -> String {
+    format!("bwp{}", ifb_hash(network, container_id))
+}
+
+/// The name an attachment's ifb takes while it is deleted: a DEL killed after renaming it
+/// finds it again on the next try.
+fn dying_ifb_name(network: &str, container_id: &str) -> String {
+    format!("bwd{}", ifb_hash(network, container_id))
+}
+
+fn ifb_hash(network: &str, container_id: &str) -> String {
     let digest = Sha512::digest(format!("{network}{container_id}").as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("bwp{}", &hex[..12])
+    hex[..12].to_string()
 }
 
 /// The tag on an attachment's ifb; the network as its short id, so that it always fits.

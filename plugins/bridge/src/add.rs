@@ -13,6 +13,7 @@ use cni_netlink::{
 use crate::config::{Config, MasqBackend};
 use crate::firewall::NftSession;
 use crate::{AttachmentState, firewall, kernel_error, open_netns};
+use plugin_kit::StateDir;
 use plugin_kit::masq_iptables;
 use plugin_kit::result_interface;
 
@@ -28,14 +29,40 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     let mut host = Netlink::host().map_err(kernel_error)?;
     let mut undo = Undo::new();
     let bridge = ensure_bridge(&mut host, &cfg)?;
-    let host_veth = plugin_kit::create_veth_pair(&mut host, &ns, req, cfg.mtu, cfg.mac, &mut undo)?;
+    // Recorded before each thing it names is made, so that DEL and GC find whatever a
+    // killed ADD left: the host end's name first, the container's MAC before the spoof
+    // check, the addresses before the masquerade.
+    let mut state = AttachmentState {
+        container_id: req.container_id().to_string(),
+        ifname: req.ifname().to_string(),
+        netns: req.netns().to_string(),
+        netns_id: plugin_kit::netns_identity(req.netns()),
+        bridge: cfg.bridge.clone(),
+        host_veth: String::new(),
+        container_mac: String::new(),
+        ips: Vec::new(),
+        masq: cfg.ip_masq,
+        spoofchk: cfg.macspoofchk,
+    };
+    StateDir::new(&cfg.data_dir, &cfg.network).restore_on_undo(
+        req.container_id(),
+        req.ifname(),
+        &mut undo,
+    );
+    let host_veth =
+        plugin_kit::create_veth_pair(&mut host, &ns, req, cfg.mtu, cfg.mac, &mut undo, |name| {
+            state.host_veth = name.to_string();
+            state.save(&cfg, req)
+        })?;
     attach_port(&mut host, &cfg, &bridge, &host_veth)?;
     let (mut ctr, ctr_link) = open_container_side(&ns, &cfg, req.ifname())?;
     let ctr_mac = ctr_link
         .mac
         .ok_or_else(|| Error::internal("container interface has no MAC"))?;
+    state.container_mac = ctr_mac.to_string();
     let mut nft = NftSession::default();
     if cfg.macspoofchk {
+        state.save(&cfg, req)?;
         guard_mac(&mut nft, &cfg, &host_veth.name, ctr_mac, &mut undo)?;
     }
 
@@ -47,13 +74,14 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
         result = r;
     }
     complete_gateways(&cfg, &mut result);
+    state.ips = result.ips.iter().map(|ip| ip.address.ip()).collect();
+    state.save(&cfg, req)?;
     configure_container(&ns, &mut ctr, &cfg, req.ifname(), ctr_link.index, &result)?;
     if cfg.is_gateway {
         set_up_gateway(&mut host, &cfg, &bridge, &result)?;
     }
-    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
     if let Some(backend) = cfg.ip_masq
-        && !ips.is_empty()
+        && !state.ips.is_empty()
     {
         masquerade(
             &mut nft,
@@ -67,19 +95,6 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     if cfg.isolate {
         firewall::ensure_isolation(nft.get()?, &cfg.data_dir, &cfg.bridge)?;
     }
-    let state = AttachmentState {
-        container_id: req.container_id().to_string(),
-        ifname: req.ifname().to_string(),
-        netns: req.netns().to_string(),
-        netns_id: plugin_kit::netns_identity(req.netns()),
-        bridge: cfg.bridge.clone(),
-        host_veth: host_veth.name.clone(),
-        container_mac: ctr_mac.to_string(),
-        ips,
-        masq: cfg.ip_masq,
-        spoofchk: cfg.macspoofchk,
-    };
-    state.save(&cfg, req)?;
 
     let bridge = host
         .get_link(bridge.index)

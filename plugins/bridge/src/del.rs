@@ -27,7 +27,7 @@ pub fn del(req: &Request) -> Result<(), Error> {
     {
         errors.push(e);
     }
-    if let Err(e) = delete_container_link(req) {
+    if let Err(e) = delete_pair(req, state.as_ref()) {
         errors.push(e);
     }
     let mut nft = NftSession::default();
@@ -54,14 +54,21 @@ pub fn del(req: &Request) -> Result<(), Error> {
     }
 }
 
-/// Deleting the container end deletes the pair. A missing netns or link is success.
-fn delete_container_link(req: &Request) -> Result<(), Error> {
+/// Deleting the container end deletes the pair; without the netns (none given, or gone)
+/// the host end the state names goes. A missing link is success.
+fn delete_pair(req: &Request, state: Option<&AttachmentState>) -> Result<(), Error> {
+    let host_end_only = || match state {
+        Some(s) if !s.host_veth.is_empty() => {
+            plugin_kit::delete_host_link_of_kind(&s.host_veth, "veth")
+        }
+        _ => Ok(()),
+    };
     if req.netns().is_empty() {
-        return Ok(());
+        return host_end_only();
     }
     let ns = match NetNs::open(req.netns()) {
         Ok(ns) => ns,
-        Err(e) if e.is_netns_gone() => return Ok(()),
+        Err(e) if e.is_netns_gone() => return host_end_only(),
         Err(e) => return Err(Error::invalid_netns(e.to_string())),
     };
     let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
@@ -109,7 +116,8 @@ fn release_rules(
 }
 
 /// GC: forget every attachment not in `cni.dev/valid-attachments` (without that key, those
-/// whose netns is gone), then forward GC to IPAM.
+/// whose netns is gone): its pair (its netns may live on), its rules; then forward GC to
+/// IPAM.
 pub fn gc(req: &Request) -> Result<(), Error> {
     let states = state_dir(req);
     let mut errors = Vec::new();
@@ -123,6 +131,12 @@ pub fn gc(req: &Request) -> Result<(), Error> {
             &state.netns,
             &state.netns_id,
         ) {
+            continue;
+        }
+        if !state.host_veth.is_empty()
+            && let Err(e) = plugin_kit::delete_host_link_of_kind(&state.host_veth, "veth")
+        {
+            errors.push(e.msg);
             continue;
         }
         // As in DEL: the state stays until its rules are gone, so a later GC retries.

@@ -20,7 +20,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use cni::{Error, Request};
+use cni::{Error, Request, Undo};
 use cni_netlink::iptables;
 use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha512};
@@ -384,6 +384,8 @@ pub fn add(
     {
         crate::nft::release(&cfg.network, &old)?;
     }
+    // Every family's rules, recorded before any is written, so that a DEL after a kill at
+    // any point knows the chain and the families to take back.
     let mut recorded = IptablesState {
         chain: chain.clone(),
         entries_v4: Vec::new(),
@@ -391,11 +393,45 @@ pub fn add(
         rules_v4: Vec::new(),
         rules_v6: Vec::new(),
     };
+    for addr in addrs {
+        let (entries, chain_rules) = rules(cfg, req.container_id(), &chain, addr);
+        if addr.is_ipv6() {
+            recorded.entries_v6 = entries;
+            recorded.rules_v6 = chain_rules;
+        } else {
+            recorded.entries_v4 = entries;
+            recorded.rules_v4 = chain_rules;
+        }
+    }
+    let saved = AttachmentState {
+        container_id: req.container_id().to_string(),
+        ifname: req.ifname().to_string(),
+        netns: req.netns().to_string(),
+        netns_id: plugin_kit::netns_identity(req.netns()),
+        backend: Backend::Iptables,
+        mappings: cfg.mappings.clone(),
+        addresses: addrs.to_vec(),
+        localnet: localnet.to_vec(),
+        elements: Vec::new(),
+        rules: Vec::new(),
+        iptables: Some(recorded.clone()),
+    };
+    let mut undo = Undo::new();
+    states.restore_on_undo(req.container_id(), req.ifname(), &mut undo);
+    states
+        .save(req.container_id(), req.ifname(), &saved)
+        .map_err(plugin_kit::state_error)?;
     locked(&cfg.data_dir, || {
         let mut done: Vec<bool> = Vec::new();
-        for addr in addrs {
-            let v6 = addr.is_ipv6();
-            let (entries, chain_rules) = rules(cfg, req.container_id(), &chain, addr);
+        for v6 in [false, true] {
+            let (entries, chain_rules) = if v6 {
+                (&recorded.entries_v6, &recorded.rules_v6)
+            } else {
+                (&recorded.entries_v4, &recorded.rules_v4)
+            };
+            if chain_rules.is_empty() {
+                continue;
+            }
             let mine: Vec<&Mapping> = cfg
                 .mappings
                 .iter()
@@ -403,7 +439,7 @@ pub fn add(
                 .collect();
             let written = NatTable::read(v6).and_then(|table| {
                 conflict(&table, &chain, &mine)?;
-                restore(v6, &add_script(cfg, &table, &chain, &entries, &chain_rules))
+                restore(v6, &add_script(cfg, &table, &chain, entries, chain_rules))
             });
             if let Err(e) = written {
                 for v6 in done {
@@ -416,33 +452,10 @@ pub fn add(
                 });
             }
             done.push(v6);
-            if v6 {
-                recorded.entries_v6 = entries;
-                recorded.rules_v6 = chain_rules;
-            } else {
-                recorded.entries_v4 = entries;
-                recorded.rules_v4 = chain_rules;
-            }
         }
         Ok(())
     })?;
-    let saved = AttachmentState {
-        container_id: req.container_id().to_string(),
-        ifname: req.ifname().to_string(),
-        netns: req.netns().to_string(),
-        netns_id: plugin_kit::netns_identity(req.netns()),
-        backend: Backend::Iptables,
-        mappings: cfg.mappings.clone(),
-        addresses: addrs.to_vec(),
-        localnet: localnet.to_vec(),
-        elements: Vec::new(),
-        rules: Vec::new(),
-        iptables: Some(recorded),
-    };
-    if let Err(e) = states.save(req.container_id(), req.ifname(), &saved) {
-        let _ = release(&cfg.data_dir, &saved);
-        return Err(Error::io(e.to_string()));
-    }
+    undo.commit();
     Ok(saved)
 }
 

@@ -465,6 +465,34 @@ pub fn add(
             }
         }
     }
+    let saved = AttachmentState {
+        container_id: req.container_id().to_string(),
+        ifname: req.ifname().to_string(),
+        netns: req.netns().to_string(),
+        netns_id: plugin_kit::netns_identity(req.netns()),
+        backend: Backend::Nftables,
+        mappings: cfg.mappings.clone(),
+        addresses: addrs.to_vec(),
+        localnet: localnet.to_vec(),
+        elements: stored(&plan),
+        rules: plan.rules.clone(),
+        iptables: None,
+    };
+    // Recorded before the elements are added, with those an earlier ADD left that this one
+    // deletes, so that a DEL after a kill at any point finds every one of them.
+    let mut undo = Undo::new();
+    states.restore_on_undo(req.container_id(), req.ifname(), &mut undo);
+    let replaced = old
+        .iter()
+        .flat_map(|o| o.elements.iter())
+        .filter(|e| !saved.elements.contains(e));
+    let intent = AttachmentState {
+        elements: saved.elements.iter().chain(replaced).cloned().collect(),
+        ..saved.clone()
+    };
+    states
+        .save(req.container_id(), req.ifname(), &intent)
+        .map_err(plugin_kit::state_error)?;
     // Deletes of what an earlier ADD of this attachment left and this one replaces, and the
     // adds, in one transaction; the socket is closed without making the runtime wait.
     let mut ops = stale;
@@ -482,33 +510,21 @@ pub fn add(
         })
     })?;
     nft.close_after_exit();
-    let mut undo = Undo::new();
-    let adds: Vec<ElementOp> = plan
-        .elements
-        .iter()
-        .map(|e| ElementOp::delete(Family::Inet, TABLE, &e.set, e.key.clone()))
-        .collect();
-    undo.push("delete port mapping elements", move || {
-        Nft::host()
-            .and_then(|mut nft| nft.apply(&adds))
-            .map_err(|e| e.to_string())
-    });
-    let saved = AttachmentState {
-        container_id: req.container_id().to_string(),
-        ifname: req.ifname().to_string(),
-        netns: req.netns().to_string(),
-        netns_id: plugin_kit::netns_identity(req.netns()),
-        backend: Backend::Nftables,
-        mappings: cfg.mappings.clone(),
-        addresses: addrs.to_vec(),
-        localnet: localnet.to_vec(),
-        elements: stored(&plan),
-        rules: plan.rules.clone(),
-        iptables: None,
-    };
-    states
-        .save(req.container_id(), req.ifname(), &saved)
-        .map_err(|e| Error::io(e.to_string()))?;
+    if intent.elements.len() != saved.elements.len() {
+        let adds: Vec<ElementOp> = plan
+            .elements
+            .iter()
+            .map(|e| ElementOp::delete(Family::Inet, TABLE, &e.set, e.key.clone()))
+            .collect();
+        undo.push("delete port mapping elements", move || {
+            Nft::host()
+                .and_then(|mut nft| nft.apply(&adds))
+                .map_err(|e| e.to_string())
+        });
+        states
+            .save(req.container_id(), req.ifname(), &saved)
+            .map_err(plugin_kit::state_error)?;
+    }
     undo.commit();
     Ok(saved)
 }

@@ -22,8 +22,32 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     let pending = IpamLease::start(&cfg.ipam_type, req)?;
     let mut host = Netlink::host().cni()?;
     let mut undo = Undo::new();
-    let host_veth = plugin_kit::create_veth_pair(&mut host, &ns, req, cfg.mtu, None, &mut undo)?;
+    // Recorded before each thing it names is made, so that DEL and GC find whatever a
+    // killed ADD left: the host end's name first, the addresses before the masquerade.
+    let mut state = AttachmentState {
+        container_id: req.container_id().to_string(),
+        ifname: req.ifname().to_string(),
+        netns: req.netns().to_string(),
+        netns_id: plugin_kit::netns_identity(req.netns()),
+        host_veth: String::new(),
+        addresses: Vec::new(),
+        masq: cfg.ip_masq,
+    };
+    let states = crate::state_dir(req);
+    let save = |state: &AttachmentState| {
+        states
+            .save(req.container_id(), req.ifname(), state)
+            .map_err(plugin_kit::state_error)
+    };
+    states.restore_on_undo(req.container_id(), req.ifname(), &mut undo);
+    let host_veth =
+        plugin_kit::create_veth_pair(&mut host, &ns, req, cfg.mtu, None, &mut undo, |name| {
+            state.host_veth = name.to_string();
+            save(&state)
+        })?;
     let (lease, mut result) = pending.wait()?;
+    state.addresses = result.ips.iter().map(|ip| ip.address).collect();
+    save(&state)?;
     let ips = gateways_of(&result)?;
     plugin_kit::enable_forwarding(ips.iter().map(|(ip, _)| ip.address.ip()))?;
 
@@ -34,22 +58,15 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
         .ok_or_else(|| Error::internal(format!("{} vanished from the netns", req.ifname())))?;
     configure_container(&mut ctr, &ctr_link, &ips, &result)?;
     configure_host_end(&mut host, &host_veth, &ips)?;
-    let addresses: Vec<IpNetwork> = result.ips.iter().map(|ip| ip.address).collect();
     if let Some(backend) = cfg.ip_masq {
-        masquerade(&cfg, backend, req.container_id(), &addresses, &mut undo)?;
+        masquerade(
+            &cfg,
+            backend,
+            req.container_id(),
+            &state.addresses,
+            &mut undo,
+        )?;
     }
-    let state = AttachmentState {
-        container_id: req.container_id().to_string(),
-        ifname: req.ifname().to_string(),
-        netns: req.netns().to_string(),
-        netns_id: plugin_kit::netns_identity(req.netns()),
-        host_veth: host_veth.name.clone(),
-        addresses,
-        masq: cfg.ip_masq,
-    };
-    crate::state_dir(req)
-        .save(req.container_id(), req.ifname(), &state)
-        .map_err(plugin_kit::state_error)?;
 
     let host_veth = host.get_link(host_veth.index).cni()?.unwrap_or(host_veth);
     result.interfaces = vec![
