@@ -262,6 +262,9 @@ fn run() -> Result<()> {
     report.label = opts.label.clone();
     report.reference_dir = path_str(&opts.reference);
     report.skipped = skipped;
+    for row in &runnable {
+        report.add_rates(&row.name(), &row.rate_targets());
+    }
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::rows::Derived;
+use crate::rows::{Derived, RateTarget};
 use crate::runner::RowResult;
 use crate::sandbox::StoreFs;
 use crate::stats::{Summary, summarize};
@@ -28,6 +28,8 @@ pub struct Report {
     pub reference_dir: String,
     pub lines: Vec<Line>,
     pub derived: Vec<DerivedLine>,
+    /// Throughput rows' achieved rates against their configured ones.
+    pub rates: Vec<RateLine>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -59,6 +61,17 @@ pub struct DerivedLine {
     pub denominator: String,
     pub ours: Option<f64>,
     pub reference: Option<f64>,
+}
+
+/// A throughput operation's median rates (from its median time per megabit).
+#[derive(Debug, Serialize)]
+pub struct RateLine {
+    pub row: String,
+    pub op: &'static str,
+    pub what: &'static str,
+    pub configured_mbit_per_s: f64,
+    pub ours_mbit_per_s: Option<f64>,
+    pub reference_mbit_per_s: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,7 +143,31 @@ impl Report {
             reference_dir: String::new(),
             lines,
             derived,
+            rates: Vec::new(),
             skipped: Vec::new(),
+        }
+    }
+
+    /// The rate lines of a throughput row (see `Row::rate_targets`), from its measured
+    /// lines: a median time per megabit in ms is 1,000 / the median rate in Mbit/s.
+    pub fn add_rates(&mut self, row: &str, targets: &[RateTarget]) {
+        let mbit = |s: Option<Summary>| s.filter(|s| s.median_ms > 0.0).map(|s| 1e3 / s.median_ms);
+        for target in targets {
+            let Some(line) = self
+                .lines
+                .iter()
+                .find(|l| l.row == row && l.op == target.op)
+            else {
+                continue;
+            };
+            self.rates.push(RateLine {
+                row: row.to_string(),
+                op: target.op,
+                what: target.what,
+                configured_mbit_per_s: target.mbit_per_s,
+                ours_mbit_per_s: mbit(line.ours),
+                reference_mbit_per_s: mbit(line.reference),
+            });
         }
     }
 
@@ -219,8 +256,17 @@ impl Report {
             }
             let _ = writeln!(
                 s,
-                "(growth: each implementation's median with {} allocations or containers / its median with none)",
-                self.allocations
+                "(growth N/0: each implementation's median with N allocations, containers or pods / its median with none)"
+            );
+        }
+        if !self.rates.is_empty() {
+            let _ = writeln!(s, "{}", "-".repeat(width + 71));
+            for r in &self.rates {
+                let _ = writeln!(s, "{:<width$}  {}", r.row, rate_text(r));
+            }
+            let _ = writeln!(
+                s,
+                "(rates: 1,000 / each operation's median ms per megabit of payload received)"
             );
         }
         for skipped in &self.skipped {
@@ -228,6 +274,25 @@ impl Report {
         }
         s
     }
+}
+
+/// "ingress: configured 8.0 Mbit/s, ours 7.6 Mbit/s (95.4%), reference ...".
+fn rate_text(r: &RateLine) -> String {
+    let achieved = |v: Option<f64>| {
+        v.map_or("-".to_string(), |v| {
+            format!(
+                "{v:.2} Mbit/s ({:.1}%)",
+                100.0 * v / r.configured_mbit_per_s
+            )
+        })
+    };
+    format!(
+        "{}: configured {:.1} Mbit/s, ours {}, reference {}",
+        r.what,
+        r.configured_mbit_per_s,
+        achieved(r.ours_mbit_per_s),
+        achieved(r.reference_mbit_per_s)
+    )
 }
 
 fn times(v: Option<f64>) -> String {
@@ -282,6 +347,37 @@ pub fn utc_date(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_from_times_per_megabit() {
+        use crate::runner::{OpSamples, RowResult};
+        use std::time::Duration;
+        let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect();
+        let results = [RowResult {
+            name: "shaping".into(),
+            ops: vec![OpSamples {
+                op: "1/in",
+                samples: [ms(&[120, 125, 130]), ms(&[250])],
+            }],
+        }];
+        let mut report = Report::new(&results, &[]);
+        let target = |op| RateTarget {
+            op,
+            what: "ingress",
+            mbit_per_s: 8.0,
+        };
+        report.add_rates("shaping", &[target("1/in"), target("1/none")]);
+        assert_eq!(report.rates.len(), 1);
+        assert_eq!(
+            rate_text(&report.rates[0]),
+            "ingress: configured 8.0 Mbit/s, ours 8.00 Mbit/s (100.0%), reference 4.00 Mbit/s (50.0%)"
+        );
+        assert!(
+            report
+                .table()
+                .contains("shaping     ingress: configured 8.0 Mbit/s")
+        );
+    }
 
     #[test]
     fn dates() {

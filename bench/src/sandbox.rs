@@ -120,6 +120,45 @@ impl Netns {
         &self.path
     }
 
+    /// Runs `work` on a short-lived thread moved into this network namespace, the only
+    /// thread that ever enters it: sockets made by `work` stay in this netns wherever they
+    /// are used from afterwards.
+    pub fn run_inside<T: Send>(&self, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+        let file = File::open(&self.path).with_context(|| format!("open {}", self.path))?;
+        let fd = file.as_raw_fd();
+        let path = self.path.as_str();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                // SAFETY: setns on this thread only, with a descriptor `file` keeps open.
+                if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
+                    return Err(os_error(&format!("setns {path}")));
+                }
+                work()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::msg(format!("the thread in {path} panicked"))))
+        })
+    }
+
+    /// The processes living in this network namespace (`ip netns pids`).
+    pub fn pids(&self) -> Result<Vec<libc::pid_t>> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map_err(|e| Error::msg(format!("cannot run `ip` (package iproute2): {e}")))?;
+        if !out.status.success() {
+            return Err(Error::msg(format!(
+                "ip netns pids {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect())
+    }
+
     fn stop_processes(&self) {
         let Ok(out) = Command::new("ip")
             .args(["netns", "pids", &self.name])

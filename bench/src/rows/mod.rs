@@ -6,8 +6,11 @@
 //! ours and the reference (and the other rows of its [`Row::group`]), and finally
 //! [`Instance::teardown`]; whatever an instance owns (namespaces, files) is removed when it
 //! drops. To add a row: write a `Row` in a new module and list it in [`all`]. A chain of
-//! plugins is run with [`crate::chain::Chain`] (see the loopback row).
+//! plugins is run with [`crate::chain::Chain`] (see the loopback row). A row that measures
+//! throughput rather than latency returns times per megabit and names the rates it should
+//! reach in [`Row::rate_targets`] (see the bandwidth shaping row).
 
+mod bandwidth;
 mod bridge;
 mod dns;
 mod floor;
@@ -15,12 +18,16 @@ mod host_local;
 mod loopback;
 mod macvlan;
 mod portmap;
+mod ptp;
 mod version;
 
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use crate::error::Result;
-use crate::sandbox::Sandbox;
+use crate::error::{Context, Error, Result};
+use crate::exec::Invocation;
+use crate::sandbox::{HostNs, Netns, Sandbox};
 use crate::side::Side;
 
 pub use floor::Floor;
@@ -50,6 +57,13 @@ pub trait Row {
         None
     }
 
+    /// For a row that measures throughput: its operations' durations are the time one
+    /// megabit took (1 / rate), and these are the rates they should reach, which the report
+    /// prints next to the achieved ones. Empty for rows that measure latency.
+    fn rate_targets(&self) -> Vec<RateTarget> {
+        Vec::new()
+    }
+
     /// Everything one implementation needs before the first measured call.
     fn setup(&self, sandbox: &Sandbox, side: &Side) -> Result<Box<dyn Instance>>;
 }
@@ -74,6 +88,15 @@ pub struct Derived {
     pub op: &'static str,
     pub numerator: String,
     pub denominator: String,
+}
+
+/// The rate an operation of a throughput row should reach (see [`Row::rate_targets`]).
+#[derive(Debug, Clone)]
+pub struct RateTarget {
+    pub op: &'static str,
+    /// What is measured, for the report ("ingress").
+    pub what: &'static str,
+    pub mbit_per_s: f64,
 }
 
 /// What `all` is built from.
@@ -106,10 +129,11 @@ pub fn all(params: Params) -> (Vec<Box<dyn Row>>, Vec<Derived>) {
         Box::new(dns::Dns::new(dns::Peer::Dnsmasq)),
         Box::new(dns::Dns::new(dns::Peer::Aardvark)),
     ];
-    macvlan::register(
-        params,
-        portmap::register(params, bridge::register(params, (rows, derived))),
-    )
+    let table = bridge::register(params, (rows, derived));
+    let table = portmap::register(params, table);
+    let table = macvlan::register(params, table);
+    let table = ptp::register(params, table);
+    bandwidth::register(params, table)
 }
 
 /// A container ID shaped like a real one (64 hex digits), distinct for each (`domain`, `n`).
@@ -125,6 +149,76 @@ pub fn container_id(domain: u64, n: usize) -> String {
             format!("{:016x}", z ^ (z >> 31))
         })
         .collect()
+}
+
+/// The call for pod container `id` in `netns` on `eth0`, with the `CNI_ARGS` a Kubernetes
+/// runtime passes.
+pub fn pod_invocation(id: &str, netns: &Netns) -> Invocation {
+    Invocation::new("ADD")
+        .container(id)
+        .netns(netns.path())
+        .ifname("eth0")
+        .args(format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod-{}",
+            &id[..8.min(id.len())]
+        ))
+}
+
+/// Waits, untimed, until what a DEL left behind is done: `container` holds nothing but `lo`
+/// and no process is left in the node's `host` netns. Our plugins hand the kernel's slow
+/// unregistration of a link (and the close of an nftables socket) to a child that outlives
+/// them; waiting keeps that work out of the next measured call, of either implementation
+/// (they share the kernel's RTNL lock). The reference does its work before exiting: a no-op.
+pub fn settle(host: &HostNs, container: &Netns, label: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let links = run_text("ip", &["-n", container.name(), "-o", "link", "show"])?
+            .lines()
+            .count();
+        let pids = host.netns().pids()?;
+        if links == 1 && pids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::msg(format!(
+                "{label}: 2 s after DEL the container netns still has {links} links and the \
+                 host netns {} processes ({pids:?})",
+                pids.len()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// How many addresses host-local's directory of a network (`<dataDir>/<network>`) holds.
+pub fn addresses_in(store: &Path) -> Result<usize> {
+    Ok(std::fs::read_dir(store)
+        .with_context(|| format!("list {}", store.display()))?
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<std::net::IpAddr>().is_ok())
+        })
+        .count())
+}
+
+/// Runs a command (from the machine's namespaces) and returns its stdout; failing is an
+/// error with its stderr.
+pub fn run_text(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| Error::msg(format!("cannot run {program}: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::msg(format!(
+            "{program} {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]
