@@ -314,7 +314,12 @@ impl Netlink {
 /// Forks a child that sends `bytes` on netlink socket `fd` (the kernel handles a request
 /// within the send) and exits. Only async-signal-safe calls happen in the child, so this is
 /// sound in a multi-threaded process too. Returns false if the fork failed.
+///
+/// The child never holds the standard streams: around the fork they point at /dev/null (the
+/// caller's are put back at once), so a runtime reading the plugin's output to its end does
+/// not wait for the child to be scheduled and close its copies.
 fn send_from_child(fd: std::os::fd::RawFd, bytes: &[u8]) -> bool {
+    let saved = StdioAside::new();
     // SAFETY: fork() itself is always safe to call; the child below only makes
     // async-signal-safe system calls on memory and descriptors it inherited, and leaves
     // with _exit, running no destructor and no atexit handler.
@@ -325,14 +330,61 @@ fn send_from_child(fd: std::os::fd::RawFd, bytes: &[u8]) -> bool {
             // SAFETY: see above.
             unsafe {
                 libc::setsid();
-                for stdio in 0..=2 {
-                    libc::close(stdio);
+                // /dev/null, and the parent's copies of its streams.
+                for stdio in (0..=2).chain(saved.saved) {
+                    if stdio >= 0 {
+                        libc::close(stdio);
+                    }
                 }
                 libc::send(fd, bytes.as_ptr().cast(), bytes.len(), 0);
                 libc::_exit(0)
             }
         }
-        _ => true,
+        _ => {
+            drop(saved);
+            true
+        }
+    }
+}
+
+/// The standard streams pointed at /dev/null until dropped, which puts them back. Whatever
+/// fails leaves them as they were.
+struct StdioAside {
+    saved: [libc::c_int; 3],
+}
+
+impl StdioAside {
+    fn new() -> StdioAside {
+        let mut saved = [-1; 3];
+        // SAFETY: open/fcntl/dup2/close on descriptors this process owns.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            if null < 0 {
+                return StdioAside { saved };
+            }
+            for (stdio, copy) in saved.iter_mut().enumerate() {
+                *copy = libc::fcntl(stdio as libc::c_int, libc::F_DUPFD_CLOEXEC, 3);
+                if *copy >= 0 {
+                    libc::dup2(null, stdio as libc::c_int);
+                }
+            }
+            libc::close(null);
+        }
+        StdioAside { saved }
+    }
+}
+
+impl Drop for StdioAside {
+    fn drop(&mut self) {
+        for (stdio, copy) in self.saved.iter().enumerate() {
+            if *copy >= 0 {
+                // SAFETY: puts back a descriptor this process duplicated, then closes the copy.
+                unsafe {
+                    libc::dup2(*copy, stdio as libc::c_int);
+                    libc::close(*copy);
+                }
+            }
+        }
     }
 }
 

@@ -22,11 +22,6 @@ pub fn del(req: &Request) -> Result<(), Error> {
         .map(|s| s.ips.clone())
         .unwrap_or_else(|| prev_result_ips(req));
     let mut errors = Vec::new();
-    if let Some(ipam) = &req.conf.ipam_type
-        && let Err(e) = delegate::run(ipam, Command::Del, req)
-    {
-        errors.push(e);
-    }
     if let Err(e) = delete_pair(req, state.as_ref()) {
         errors.push(e);
     }
@@ -40,6 +35,13 @@ pub fn del(req: &Request) -> Result<(), Error> {
     );
     nft.finish();
     if let Err(e) = released {
+        errors.push(e);
+    }
+    // The addresses go back to IPAM last: handed out again before their masquerade entries
+    // are gone, the next container would lose them to this DEL.
+    if let Some(ipam) = &req.conf.ipam_type
+        && let Err(e) = delegate::run(ipam, Command::Del, req)
+    {
         errors.push(e);
     }
     match errors.len() {

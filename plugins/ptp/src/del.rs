@@ -1,5 +1,5 @@
-//! DEL: release IPAM, delete the pair (the host end, its gateway address and host routes go
-//! with it), take the container's addresses out of the masquerade rules; whatever is already
+//! DEL: delete the pair (the host end, its gateway address and host routes go with it), take
+//! the container's addresses out of the masquerade rules, release IPAM; whatever is already
 //! gone is fine. Every step runs even if an earlier one failed, and the state file goes only
 //! when all succeeded, for the runtime's retry.
 
@@ -13,23 +13,6 @@ use crate::{AttachmentState, masq};
 pub fn del(req: &Request) -> Result<(), Error> {
     let states = crate::state_dir(req);
     let state: Option<AttachmentState> = states.load(req.container_id(), req.ifname());
-    let mut teardown = Teardown::new();
-    if let Some(ipam) = &req.conf.ipam_type {
-        teardown.step("ipam", || delegate::run(ipam, Command::Del, req));
-    }
-    // The addresses the masquerade rules were made for: recorded at ADD, else in prevResult,
-    // else on the container's interface (kind's DEL has no prevResult).
-    let mut addresses = state
-        .as_ref()
-        .map(|s| s.addresses.clone())
-        .unwrap_or_else(|| prev_result_addresses(req));
-    teardown.step("delete the container's interface", || {
-        let found = delete_pair(req, state.as_ref())?;
-        if addresses.is_empty() {
-            addresses = found;
-        }
-        Ok(())
-    });
     let backends = match &state {
         Some(s) => s.masq.into_iter().collect(),
         None if Config::masq_wanted_for_del(req) => {
@@ -37,15 +20,59 @@ pub fn del(req: &Request) -> Result<(), Error> {
         }
         None => Vec::new(),
     };
+    let mut teardown = Teardown::new();
+    // The addresses go back to IPAM after their masquerade entries: handed out again before,
+    // the next container would lose its entries to this DEL. Without masquerade nothing of
+    // an address outlives the pair but its host route, which the next ADD replaces: IPAM
+    // then runs while the pair goes (kind's ptp has no masquerade).
+    let mut ipam = match &req.conf.ipam_type {
+        Some(plugin) if backends.is_empty() => {
+            Ipam::Started(delegate::Pending::start(plugin, Command::Del, req))
+        }
+        Some(plugin) => Ipam::Later(plugin),
+        None => Ipam::None,
+    };
+    // The addresses the masquerade rules were made for: recorded at ADD, else in prevResult,
+    // else on the container's interface (kind's DEL has no prevResult).
+    let mut addresses = state
+        .as_ref()
+        .map(|s| s.addresses.clone())
+        .unwrap_or_else(|| prev_result_addresses(req));
+    let find_addresses = addresses.is_empty() && !backends.is_empty();
+    teardown.step("delete the container's interface", || {
+        let found = delete_pair(req, state.as_ref(), find_addresses)?;
+        if addresses.is_empty() {
+            addresses = found;
+        }
+        Ok(())
+    });
     teardown.step("masquerade", || {
         release_masquerade(&req.conf.name, req.container_id(), &backends, &addresses)
     });
+    teardown.step("ipam", || ipam.finish(req));
     if teardown.is_clean() {
         states
             .remove(req.container_id(), req.ifname())
             .map_err(plugin_kit::state_error)?;
     }
     teardown.finish()
+}
+
+/// IPAM's DEL: already running, still to run, or none configured.
+enum Ipam<'a> {
+    Started(Result<delegate::Pending, Error>),
+    Later(&'a str),
+    None,
+}
+
+impl Ipam<'_> {
+    fn finish(&mut self, req: &Request) -> Result<(), Error> {
+        match std::mem::replace(self, Ipam::None) {
+            Ipam::Started(pending) => pending?.wait().map(drop),
+            Ipam::Later(plugin) => delegate::run(plugin, Command::Del, req),
+            Ipam::None => Ok(()),
+        }
+    }
 }
 
 fn prev_result_addresses(req: &Request) -> Vec<IpNetwork> {
@@ -58,8 +85,13 @@ fn prev_result_addresses(req: &Request) -> Vec<IpNetwork> {
 }
 
 /// Deletes the container end (which takes the host end along) and returns the addresses it
-/// had. With the netns gone, the host end the state names is deleted if it is still there.
-fn delete_pair(req: &Request, state: Option<&AttachmentState>) -> Result<Vec<IpNetwork>, Error> {
+/// had when `find_addresses`. With the netns gone, the host end the state names is deleted
+/// if it is still there.
+fn delete_pair(
+    req: &Request,
+    state: Option<&AttachmentState>,
+    find_addresses: bool,
+) -> Result<Vec<IpNetwork>, Error> {
     let Some(ns) = plugin_kit::netns_for_del(req.netns())? else {
         if let Some(s) = state {
             delete_host_end(&s.host_veth)?;
@@ -70,13 +102,16 @@ fn delete_pair(req: &Request, state: Option<&AttachmentState>) -> Result<Vec<IpN
     let Some(link) = nl.get_link(req.ifname()).cni()? else {
         return Ok(Vec::new());
     };
-    let addresses = nl
-        .list_addresses(link.index)
-        .cni()?
-        .into_iter()
-        .map(|a| a.addr)
-        .filter(|a| !is_link_local(a))
-        .collect();
+    let addresses = if find_addresses {
+        nl.list_addresses(link.index)
+            .cni()?
+            .into_iter()
+            .map(|a| a.addr)
+            .filter(|a| !is_link_local(a))
+            .collect()
+    } else {
+        Vec::new()
+    };
     // Unregistering a link waits for RCU (13 ms and more); the detached delete frees the
     // name at once and leaves that wait to a child process.
     nl.delete_link_detached(link.index).cni()?;
