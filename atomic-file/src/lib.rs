@@ -18,7 +18,7 @@ pub const TMP_PREFIX: &str = ".tmp-";
 
 mod lock;
 
-pub use lock::lock_within;
+pub use lock::{lock_shared_within, lock_within};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

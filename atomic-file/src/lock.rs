@@ -1,4 +1,4 @@
-//! Exclusive file locks (flock) waited for a bounded time: a holder that hangs must turn
+//! File locks (flock), exclusive or shared, waited for a bounded time: a holder that hangs must turn
 //! into a clear "try again later", not a runtime call that never returns.
 
 use std::fs::{File, TryLockError};
@@ -15,7 +15,22 @@ use std::time::Duration;
 /// lock if the holder lets go before then: callers give up on the file after a timeout (a
 /// plugin exits with its error).
 pub fn lock_within(file: &File, timeout: Duration) -> io::Result<()> {
-    match file.try_lock() {
+    wait_for(file, timeout, File::try_lock, File::lock)
+}
+
+/// [`lock_within`] for a shared lock: held by any number of processes at once, and by none
+/// of them while someone holds the exclusive one.
+pub fn lock_shared_within(file: &File, timeout: Duration) -> io::Result<()> {
+    wait_for(file, timeout, File::try_lock_shared, File::lock_shared)
+}
+
+fn wait_for(
+    file: &File,
+    timeout: Duration,
+    try_lock: fn(&File) -> Result<(), TryLockError>,
+    lock: fn(&File) -> io::Result<()>,
+) -> io::Result<()> {
+    match try_lock(file) {
         Ok(()) => return Ok(()),
         Err(TryLockError::WouldBlock) => {}
         Err(TryLockError::Error(e)) => return Err(e),
@@ -23,7 +38,7 @@ pub fn lock_within(file: &File, timeout: Duration) -> io::Result<()> {
     let dup = file.try_clone()?;
     let (done, wait) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = done.send(dup.lock());
+        let _ = done.send(lock(&dup));
     });
     match wait.recv_timeout(timeout) {
         Ok(locked) => locked,
@@ -77,5 +92,24 @@ mod tests {
         // Held through the waiter's open file now.
         let third = open(&path);
         assert!(matches!(third.try_lock(), Err(TryLockError::WouldBlock)));
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_keep_the_exclusive_one_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let first = open(&path);
+        let second = open(&path);
+        lock_shared_within(&first, Duration::from_secs(1)).unwrap();
+        lock_shared_within(&second, Duration::from_secs(1)).unwrap();
+        let exclusive = open(&path);
+        let err = lock_within(&exclusive, Duration::from_millis(100)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        drop((first, second));
+        let late = open(&path);
+        lock_within(&late, Duration::from_secs(1)).unwrap();
+        let shared = open(&path);
+        let err = lock_shared_within(&shared, Duration::from_millis(100)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
     }
 }

@@ -145,14 +145,15 @@ fn tc_message(index: u32, handle_raw: u32, parent: TcHandle) -> Result<TcMessage
 }
 
 impl Netlink {
-    /// `ip link add NAME mtu MTU up type ifb; ip link set NAME alias ALIAS`: an ifb to shape
-    /// a link's ingress on; the alias tags it with its owner so that GC can find it (the
-    /// kernel ignores an alias given at creation). A link that cannot be tagged is deleted.
+    /// `ip link add NAME mtu MTU type ifb; ip link set NAME alias ALIAS up`: an ifb to shape
+    /// a link's ingress on; the alias tags it with its owner so that GC can find it. The
+    /// kernel ignores an alias given at creation, so the link is made down and comes up only
+    /// with its tag, in one message: a process killed in between leaves an ifb that is both
+    /// untagged and down, which no finished creation (ours or another tool's) is. A link that
+    /// cannot be tagged is deleted.
     pub fn create_ifb(&mut self, name: &str, mtu: u32, alias: &str) -> Result<()> {
         check_ifname(name)?;
         let mut msg = LinkMessage::default();
-        msg.header.flags = LinkFlags::Up;
-        msg.header.change_mask = LinkFlags::Up;
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
         msg.attributes.push(LinkAttribute::Mtu(mtu));
         msg.attributes
@@ -161,12 +162,14 @@ impl Netlink {
             .map_err(|e| e.during(format!("create ifb {name}")))?;
         let id = LinkId::from(name);
         let tagged = self.change_link(&id, |msg| {
+            msg.header.flags = LinkFlags::Up;
+            msg.header.change_mask = LinkFlags::Up;
             msg.attributes
                 .push(LinkAttribute::IfAlias(alias.to_owned()))
         });
         if let Err(e) = tagged {
             let _ = self.delete_link(name);
-            return Err(e.during(format!("set the alias of ifb {name}")));
+            return Err(e.during(format!("tag and bring up ifb {name}")));
         }
         Ok(())
     }

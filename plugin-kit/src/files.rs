@@ -2,7 +2,7 @@
 //! concurrent invocations must not interleave.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::state::{StateError, io};
@@ -30,6 +30,20 @@ pub fn lock_in(dir: &Path, name: &str) -> Result<DirLock, StateError> {
 /// [`lock_in`] with a chosen wait; a wait past it is an error whose
 /// [`StateError::is_timeout`] holds.
 pub fn lock_in_within(dir: &Path, name: &str, timeout: Duration) -> Result<DirLock, StateError> {
+    let (file, path) = open_lock_file(dir, name)?;
+    atomic_file::lock_within(&file, timeout).map_err(|e| io("lock", &path, e))?;
+    Ok(DirLock { _file: file })
+}
+
+/// [`lock_in`], shared: invocations doing the same kind of work hold it together, and
+/// one that must see none of that work in flight takes it exclusively ([`lock_in`]).
+pub fn lock_shared_in(dir: &Path, name: &str) -> Result<DirLock, StateError> {
+    let (file, path) = open_lock_file(dir, name)?;
+    atomic_file::lock_shared_within(&file, LOCK_TIMEOUT).map_err(|e| io("lock", &path, e))?;
+    Ok(DirLock { _file: file })
+}
+
+fn open_lock_file(dir: &Path, name: &str) -> Result<(fs::File, PathBuf), StateError> {
     fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
     let path = dir.join(name);
     let file = fs::OpenOptions::new()
@@ -38,8 +52,7 @@ pub fn lock_in_within(dir: &Path, name: &str, timeout: Duration) -> Result<DirLo
         .write(true)
         .open(&path)
         .map_err(|e| io("open", &path, e))?;
-    atomic_file::lock_within(&file, timeout).map_err(|e| io("lock", &path, e))?;
-    Ok(DirLock { _file: file })
+    Ok((file, path))
 }
 
 #[cfg(test)]

@@ -32,7 +32,9 @@ pub use config::{
 };
 pub use container::{add_result_route, add_route_if_missing, result_interface};
 pub use errors::{KernelResultExt, kernel_error, state_error};
-pub use files::{DirLock, LOCK_TIMEOUT, is_temporary, lock_in, lock_in_within, write_atomic};
+pub use files::{
+    DirLock, LOCK_TIMEOUT, is_temporary, lock_in, lock_in_within, lock_shared_in, write_atomic,
+};
 pub use forwarding::enable_forwarding;
 pub use gc::{ipam_status, is_listed, is_stale, netns_identity, netns_is_gone};
 pub use links::delete_host_link_of_kind;

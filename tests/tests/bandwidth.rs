@@ -281,6 +281,36 @@ fn gc_removes_the_ifbs_of_attachments_not_listed() {
     assert!(chain.ifbs().is_empty());
 }
 
+/// An ADD killed between making its ifb and tagging it leaves it untagged and down: GC
+/// takes it. One that is up (the reference tags none) or tagged for another network stays.
+#[test]
+fn gc_removes_half_made_ifbs_and_nothing_it_cannot_tell_is_ours() {
+    let chain = Chain::new("ptp");
+    let ip = |args: &[&str]| {
+        let out = chain.sb.host_exec(&[&["ip", "link"][..], args].concat());
+        assert!(out.status.success(), "ip link {args:?}: {out:?}");
+    };
+    ip(&["add", "bwp0000000000a1", "type", "ifb"]);
+    ip(&["add", "bwp0000000000a2", "up", "type", "ifb"]);
+    ip(&["add", "bwp0000000000a3", "type", "ifb"]);
+    ip(&[
+        "set",
+        "bwp0000000000a3",
+        "alias",
+        "cni-bandwidth 0123456789ab c eth0",
+    ]);
+    let mut gc = chain.bandwidth_conf(json!({}), None);
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    chain
+        .sb
+        .call(plugin_bin("bandwidth"), "GC")
+        .stdin_json(&gc)
+        .run()
+        .assert_ok_empty();
+    assert_eq!(chain.ifbs(), vec!["bwp0000000000a2", "bwp0000000000a3"]);
+}
+
 #[test]
 fn bad_input_is_refused_and_nothing_is_made() {
     let chain = Chain::new("ptp");

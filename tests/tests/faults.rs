@@ -399,7 +399,8 @@ fn gc_keeps_only_the_listed(chain: &Chain, seed: u64) {
         .cni
         .gc_network_list(&chain.gc_list, Some(&valid))
         .unwrap_or_else(|e| panic!("{}: GC failed (seed {seed}): {e}", chain.name));
-    // What names a live attachment: its ID, its addresses, its interfaces (a host end).
+    // What names a live attachment: its ID, its addresses, its own host interfaces (its
+    // host end; not the bridge, not eth0 in the container).
     let mut live_names: Vec<String> = Vec::new();
     for rt in &live {
         let result = chain
@@ -409,7 +410,14 @@ fn gc_keeps_only_the_listed(chain: &Chain, seed: u64) {
             .unwrap();
         live_names.push(rt.container_id.clone());
         live_names.extend(result.ips.iter().map(|ip| ip.address.ip().to_string()));
-        live_names.extend(result.interfaces.iter().map(|i| i.name.clone()));
+        live_names.extend(
+            result
+                .interfaces
+                .iter()
+                .filter(|i| i.sandbox.is_empty())
+                .filter(|i| !chain.infra_links.contains(&i.name))
+                .map(|i| i.name.clone()),
+        );
     }
     let strays: Vec<String> = chain
         .census()

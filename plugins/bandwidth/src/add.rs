@@ -1,13 +1,15 @@
 //! ADD: the ingress TBF on the host end; for egress, the ifb with its TBF, the host end's
 //! ingress qdisc and the redirect to the ifb. Each step undone if a later one fails.
 
+use std::path::Path;
+
 use cni::{CniResult, Error, Interface, Request, Undo};
 use cni_netlink::tc::Tbf;
 use cni_netlink::{Link, Netlink};
 use plugin_kit::KernelResultExt;
 
 use crate::config::{Config, Limit};
-use crate::{chained_prev, host_end, ifb_alias, ifb_name};
+use crate::{IFB_LOCK, IFB_LOCK_DIR, chained_prev, host_end, ifb_alias, ifb_name};
 
 pub fn add(req: &Request) -> Result<CniResult, Error> {
     let cfg = Config::from_request(req)?;
@@ -65,7 +67,11 @@ fn redirect_to_ifb(
 ) -> Result<Link, Error> {
     let name = ifb_name(&req.conf.name, req.container_id());
     let alias = ifb_alias(&req.conf.name, req.container_id(), req.ifname());
-    match host.create_ifb(&name, veth.mtu, &alias) {
+    let creating = plugin_kit::lock_shared_in(Path::new(IFB_LOCK_DIR), IFB_LOCK)
+        .map_err(plugin_kit::state_error)?;
+    let created = host.create_ifb(&name, veth.mtu, &alias);
+    drop(creating);
+    match created {
         Err(e) if e.is_not_supported() => {
             return Err(Error::internal(
                 "egress limits need ifb links, which this kernel lacks (load the ifb module: modprobe ifb)",

@@ -3,7 +3,8 @@
 //! is redirected, on arrival at the host end, to an ifb whose own TBF shapes it. The ifb is
 //! named from the network and container as the reference names it (`bwp<hash>`) and tagged
 //! with its owner, so DEL finds it with nothing but the container ID and GC finds the ones
-//! whose DEL never came.
+//! whose DEL never came; an ifb left untagged by an ADD killed while making it is down,
+//! which no finished one is, and GC takes those too.
 
 mod add;
 mod check;
@@ -51,6 +52,11 @@ fn ifb_hash(network: &str, container_id: &str) -> String {
 fn ifb_alias(network: &str, container_id: &str, ifname: &str) -> String {
     format!("{}{container_id} {ifname}", alias_prefix(network))
 }
+
+/// Where ADDs hold a shared lock while they make an ifb and GC an exclusive one, so that GC
+/// never sees a creation in flight: an ifb still untagged then is one whose ADD was killed.
+const IFB_LOCK_DIR: &str = "/run/cni/bandwidth";
+const IFB_LOCK: &str = "ifb.lock";
 
 fn alias_prefix(network: &str) -> String {
     format!("cni-bandwidth {} ", net_id(network))
