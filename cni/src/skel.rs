@@ -134,31 +134,19 @@ fn dispatch_inner(
     stdin: &mut impl Read,
     version_hint: &mut Version,
 ) -> Result<String, Error> {
-    let cmd = CmdArgs::from_env(env)?;
-    let mut bytes = Vec::new();
-    let read = stdin.read_to_end(&mut bytes);
-    if cmd.command == Command::Version {
-        return Ok(version_reply(plugin, &bytes));
-    }
-    read.map_err(|e| Error::io(format!("read network config from stdin: {e}")))?;
-    let conf = NetConf::from_bytes(&bytes)?;
-    *version_hint = conf.cni_version;
-    check_version(plugin, cmd.command, conf.cni_version)?;
-    check_not_own_netns(&cmd, env)?;
+    let req = match read_invocation(plugin, env, stdin, version_hint)? {
+        Invocation::Version(reply) => return Ok(reply),
+        Invocation::Command(req) => req,
+    };
+    check_not_own_netns(&req.cmd, env)?;
     log::debug!(
         "{} container={} ifname={} netns={} network={}",
-        cmd.command,
-        cmd.container_id,
-        cmd.ifname,
-        cmd.netns,
-        conf.name
+        req.command(),
+        req.container_id(),
+        req.ifname(),
+        req.netns(),
+        req.conf.name
     );
-    let req = Request {
-        cmd,
-        conf,
-        stdin: bytes,
-        env: env.clone(),
-    };
     match req.command() {
         Command::Add => {
             let result = plugin.add(&req)?;
@@ -171,6 +159,46 @@ fn dispatch_inner(
         Command::Gc => plugin.gc(&req).map(|()| String::new()),
         Command::Version => Ok(version_reply(plugin, &req.stdin)),
     }
+}
+
+/// What an invocation's environment and stdin ask of a plugin.
+#[derive(Debug)]
+pub enum Invocation {
+    /// VERSION, answered without a config: the reply to print.
+    Version(String),
+    /// Any other command, with its validated variables and config.
+    Command(Request),
+}
+
+/// Reads an invocation as every run of a plugin reads it before the plugin acts: the CNI_*
+/// variables (code 4), stdin (code 5), the shared config keys and `prevResult` (codes 6, 7
+/// and 1) and the config's version against the plugin's versions and the command (code 1).
+/// Touches nothing but `stdin`, so the fuzz targets build their requests through it too.
+/// `version_hint` becomes the config's version once that is known, for the error object.
+/// The check that the plugin does not run in the container's own netns is left to
+/// [`dispatch`]: it looks at the filesystem, not at the input.
+pub fn read_invocation(
+    plugin: &(impl Plugin + ?Sized),
+    env: &Env,
+    stdin: &mut impl Read,
+    version_hint: &mut Version,
+) -> Result<Invocation, Error> {
+    let cmd = CmdArgs::from_env(env)?;
+    let mut bytes = Vec::new();
+    let read = stdin.read_to_end(&mut bytes);
+    if cmd.command == Command::Version {
+        return Ok(Invocation::Version(version_reply(plugin, &bytes)));
+    }
+    read.map_err(|e| Error::io(format!("read network config from stdin: {e}")))?;
+    let conf = NetConf::from_bytes(&bytes)?;
+    *version_hint = conf.cni_version;
+    check_version(plugin, cmd.command, conf.cni_version)?;
+    Ok(Invocation::Command(Request {
+        cmd,
+        conf,
+        stdin: bytes,
+        env: env.clone(),
+    }))
 }
 
 /// `{"cniVersion": <asked or latest>, "supportedVersions": [...]}`.
@@ -346,6 +374,35 @@ mod tests {
         );
         assert_eq!(error_code(&o), code::INTERNAL as u64);
         assert!(o.stdout.contains("boom"), "{}", o.stdout);
+    }
+
+    #[test]
+    fn read_invocation_answers_version_and_builds_requests_without_acting() {
+        let read = |pairs: &[(&str, &str)], stdin: &str| {
+            let mut hint = Version::LATEST;
+            let got = read_invocation(
+                &Echo,
+                &Env::from_pairs(pairs.iter().copied()),
+                &mut stdin.as_bytes(),
+                &mut hint,
+            );
+            (got, hint)
+        };
+        let (got, _) = read(&[("CNI_COMMAND", "VERSION")], "not json");
+        assert!(matches!(got, Ok(Invocation::Version(reply)) if reply.contains("1.1.0")));
+        let (got, hint) = read(ADD, r#"{"cniVersion":"0.4.0","name":"n"}"#);
+        let Ok(Invocation::Command(req)) = got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(
+            (req.command(), req.version()),
+            (Command::Add, Version::V0_4_0)
+        );
+        assert_eq!(hint, Version::V0_4_0);
+        // The version is known before it is refused: the error object carries it.
+        let (got, hint) = read(ADD, r#"{"cniVersion":"0.3.1","name":"n"}"#);
+        assert_eq!(got.unwrap_err().code, code::INCOMPATIBLE_VERSION);
+        assert_eq!(hint, Version::V0_3_1);
     }
 
     #[test]
