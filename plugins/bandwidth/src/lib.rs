@@ -12,7 +12,7 @@ mod config;
 mod del;
 mod gc;
 
-use cni::{CniResult, Error, Request, Version};
+use cni::{CniResult, Command, Error, Request, Version};
 use cni_netlink::{Link, Netlink};
 use plugin_kit::{KernelResultExt, net_id};
 use sha2::{Digest, Sha512};
@@ -94,6 +94,37 @@ fn host_end(req: &Request, prev: &CniResult, host: &mut Netlink) -> Result<Link,
         )));
     }
     Ok(link)
+}
+
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+pub fn read_request(req: &Request) -> Result<(), Error> {
+    match req.command() {
+        Command::Add => {
+            // Without limits ADD passes prevResult on, whatever it is.
+            if !Config::from_request(req)?.is_empty() {
+                chained_prev(req)?;
+            }
+            Ok(())
+        }
+        Command::Check => {
+            Config::from_request(req)?;
+            chained_prev(req).map(drop)
+        }
+        // DEL needs nothing but the ifb's names, GC the network's tag.
+        Command::Del => {
+            ifb_name(&req.conf.name, req.container_id());
+            dying_ifb_name(&req.conf.name, req.container_id());
+            Ok(())
+        }
+        Command::Gc => {
+            alias_prefix(&req.conf.name);
+            Ok(())
+        }
+        Command::Status | Command::Version => Ok(()),
+    }
 }
 
 /// prevResult, which a chained plugin needs (code 7 without it).

@@ -82,7 +82,7 @@ fn delete_pair(req: &Request, state: Option<&AttachmentState>) -> Result<(), Err
     Ok(())
 }
 
-fn prev_result_ips(req: &Request) -> Vec<IpAddr> {
+pub(crate) fn prev_result_ips(req: &Request) -> Vec<IpAddr> {
     req.conf
         .prev_result
         .iter()

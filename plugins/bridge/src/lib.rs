@@ -10,7 +10,7 @@ mod firewall;
 
 use std::net::IpAddr;
 
-use cni::{Error, Request};
+use cni::{Command, Error, Request};
 use plugin_kit::StateDir;
 pub(crate) use plugin_kit::{kernel_error, open_netns};
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,32 @@ impl AttachmentState {
         StateDir::new(&cfg.data_dir, &cfg.network)
             .save(req.container_id(), req.ifname(), self)
             .map_err(|e| Error::io(e.to_string()))
+    }
+}
+
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+pub fn read_request(req: &Request) -> Result<(), Error> {
+    match req.command() {
+        Command::Add => Config::from_request(req).map(drop),
+        Command::Check => {
+            Config::from_request(req)?;
+            plugin_kit::required_prev_result(req).map(drop)
+        }
+        // DEL reads its dataDir and prevResult's addresses leniently, GC its dataDir:
+        // neither can fail on a config that no longer validates. STATUS reads `ipam.type`.
+        Command::Del => {
+            Config::data_dir_of(req);
+            del::prev_result_ips(req);
+            Ok(())
+        }
+        Command::Gc => {
+            Config::data_dir_of(req);
+            Ok(())
+        }
+        Command::Status | Command::Version => Ok(()),
     }
 }
 

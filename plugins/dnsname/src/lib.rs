@@ -12,7 +12,9 @@ mod check;
 mod config;
 mod del;
 mod gc;
+mod request;
 mod status;
+pub use request::read_request;
 
 use std::time::Duration;
 

@@ -2,8 +2,6 @@
 //! what to take back), then its addresses are let through and its bridge isolated as the
 //! ingress policy says; a failure takes everything back.
 
-use std::net::IpAddr;
-
 use cni::{CniResult, Error, Request, Undo};
 use cni_netlink::nft::Nft;
 use plugin_kit::{StateDir, kernel_error};
@@ -11,15 +9,17 @@ use plugin_kit::{StateDir, kernel_error};
 use crate::config::{Config, IngressPolicy};
 use crate::del::release;
 use crate::{
-    AttachmentState, Backend, Origin, bridge_of, effective_backend, families, iptables,
-    join_member, lock, member_name, members_dir, nft, policies_needed, prev_result, states,
+    AttachmentState, Backend, Chained, Origin, effective_backend, families, iptables, join_member,
+    lock, member_name, members_dir, nft, policies_needed, states,
 };
 
 pub fn add(req: &Request) -> Result<CniResult, Error> {
-    let cfg = Config::from_request(req)?;
-    let result = prev_result(req)?;
-    let bridge = bridge_of(&result, cfg.ingress_policy)?;
-    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
+    let Chained {
+        cfg,
+        result,
+        bridge,
+        ips,
+    } = Chained::read(req)?;
     let backend = effective_backend(&cfg);
     let _lock = lock(&cfg.data_dir)?;
     let state = AttachmentState {

@@ -1,22 +1,17 @@
 //! CHECK: the attachment's addresses are let through and its bridge isolated, in the backend
 //! the config names.
 
-use std::net::IpAddr;
-
 use cni::{Error, Request};
 use cni_netlink::nft::Nft;
 use plugin_kit::kernel_error;
 
-use crate::config::{Config, IngressPolicy};
-use crate::{
-    Backend, bridge_of, effective_backend, families, iptables, nft, policies_needed, prev_result,
-};
+use crate::config::IngressPolicy;
+use crate::{Backend, Chained, effective_backend, families, iptables, nft, policies_needed};
 
 pub fn check(req: &Request) -> Result<(), Error> {
-    let cfg = Config::from_request(req)?;
-    let result = prev_result(req)?;
-    let bridge = bridge_of(&result, cfg.ingress_policy)?;
-    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
+    let Chained {
+        cfg, bridge, ips, ..
+    } = Chained::read(req)?;
     match effective_backend(&cfg) {
         Backend::Nftables => {
             let mut nft = Nft::host().map_err(kernel_error)?;

@@ -19,7 +19,7 @@ pub mod nft;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use cni::{CniResult, Error, Request};
+use cni::{CniResult, Command, Error, Request};
 
 use plugin_kit::StateDir;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,47 @@ enum Origin {
 /// shared structure (tables, chains, the members of a bridge).
 fn lock(data_dir: &Path) -> Result<plugin_kit::DirLock, Error> {
     plugin_kit::lock_in(data_dir, "lock").map_err(plugin_kit::state_error)
+}
+
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+pub fn read_request(req: &Request) -> Result<(), Error> {
+    match req.command() {
+        Command::Add | Command::Check => Chained::read(req).map(drop),
+        // DEL and GC read their dataDir leniently, so that a config that no longer validates
+        // still cleans up; without a state DEL takes the addresses of prevResult as they are.
+        Command::Del | Command::Gc => {
+            Config::data_dir_of(req);
+            Ok(())
+        }
+        Command::Status | Command::Version => Ok(()),
+    }
+}
+
+/// What ADD and CHECK read from a request: the config, prevResult, the bridge its first
+/// interface names and its addresses.
+struct Chained {
+    cfg: Config,
+    result: CniResult,
+    bridge: String,
+    ips: Vec<IpAddr>,
+}
+
+impl Chained {
+    fn read(req: &Request) -> Result<Chained, Error> {
+        let cfg = Config::from_request(req)?;
+        let result = prev_result(req)?;
+        let bridge = bridge_of(&result, cfg.ingress_policy)?;
+        let ips = result.ips.iter().map(|ip| ip.address.ip()).collect();
+        Ok(Chained {
+            cfg,
+            result,
+            bridge,
+            ips,
+        })
+    }
 }
 
 fn prev_result(req: &Request) -> Result<CniResult, Error> {

@@ -7,7 +7,7 @@ mod resolv;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use cni::{Attachment, CniResult, Error, IpConfig, Plugin, Request};
+use cni::{Attachment, CniResult, Command, Error, IpConfig, Plugin, Request};
 use ipam_store::{AttachmentKey, NetnsRecord, Store, StoreError, allocate};
 
 pub use config::{Config, DEFAULT_DATA_DIR};
@@ -167,6 +167,24 @@ impl Plugin for HostLocal {
         };
         log::info!("gc of {} released {released:?}", req.conf.name);
         Ok(())
+    }
+}
+
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+pub fn read_request(req: &Request) -> Result<(), Error> {
+    match req.command() {
+        Command::Add | Command::Status => Config::from_request(req).map(drop),
+        Command::Check => {
+            let config = Config::from_request(req)?;
+            expected_addresses(req, &config);
+            Ok(())
+        }
+        // Only name and dataDir, so that ranges that no longer validate can be released.
+        Command::Del | Command::Gc => Config::data_dir_of(req).map(drop),
+        Command::Version => Ok(()),
     }
 }
 

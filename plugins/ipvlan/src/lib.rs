@@ -3,7 +3,7 @@
 //! crate's, shared with macvlan; this crate reads ipvlan's keys and its chained form.
 
 use child_link::{Addressing, Common, Config, Kind, Master, chained_master};
-use cni::{CniResult, Error, Plugin, Request};
+use cni::{CniResult, Command, Error, Plugin, Request};
 use cni_netlink::IpvlanMode;
 use serde::Deserialize;
 
@@ -39,6 +39,24 @@ impl Plugin for Ipvlan {
     }
     fn gc(&self, req: &Request) -> Result<(), Error> {
         child_link::gc(req)
+    }
+}
+
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+pub fn read_request(req: &Request) -> Result<(), Error> {
+    match req.command() {
+        Command::Add => ipvlan_config(req).map(drop),
+        Command::Check => {
+            ipvlan_config(req)?;
+            plugin_kit::required_prev_result(req).map(drop)
+        }
+        Command::Status => keys_config(req).map(drop),
+        // DEL and GC read `ipam.type` alone, so that a config that no longer validates
+        // still cleans up.
+        Command::Del | Command::Gc | Command::Version => Ok(()),
     }
 }
 

@@ -59,6 +59,17 @@ impl Plugin for Loopback {
     }
 }
 
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+///
+/// loopback reads no key of its own, nor CNI_ARGS: a chained ADD passes `prevResult` on,
+/// which the request already holds decoded.
+pub fn read_request(_req: &Request) -> Result<(), Error> {
+    Ok(())
+}
+
 /// The result of a first-in-chain ADD: `lo` in the sandbox, with the first IPv4 and first
 /// IPv6 address it holds once up (127.0.0.1/8 and ::1/128).
 fn loopback_result(netns: &str, addresses: &[Address]) -> CniResult {

@@ -5,7 +5,7 @@
 mod config;
 
 use child_link::{add, check, del, gc, status};
-use cni::{CniResult, Error, Plugin, Request};
+use cni::{CniResult, Command, Error, Plugin, Request};
 
 pub use config::macvlan_config;
 
@@ -26,6 +26,23 @@ impl Plugin for Macvlan {
     }
     fn gc(&self, req: &Request) -> Result<(), Error> {
         gc(req)
+    }
+}
+
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+pub fn read_request(req: &Request) -> Result<(), Error> {
+    match req.command() {
+        Command::Add | Command::Status => macvlan_config(req).map(drop),
+        Command::Check => {
+            macvlan_config(req)?;
+            plugin_kit::required_prev_result(req).map(drop)
+        }
+        // DEL and GC read `ipam.type` alone, so that a config that no longer validates
+        // still cleans up.
+        Command::Del | Command::Gc | Command::Version => Ok(()),
     }
 }
 

@@ -16,7 +16,7 @@ mod state;
 
 use std::net::IpAddr;
 
-use cni::{CniResult, Error, Plugin, Request};
+use cni::{CniResult, Command, Error, Plugin, Request};
 use ipnetwork::IpNetwork;
 
 pub use config::{Backend, Config, DEFAULT_DATA_DIR, Mapping, Protocol};
@@ -99,13 +99,71 @@ fn check_families(mappings: &[Mapping], addrs: &[IpNetwork]) -> Result<(), Error
     Ok(())
 }
 
-fn add(req: &Request) -> Result<CniResult, Error> {
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+pub fn read_request(req: &Request) -> Result<(), Error> {
+    match req.command() {
+        Command::Add => read_add(req).map(drop),
+        Command::Check => {
+            let (_, prev) = read_check(req)?;
+            container_addresses(prev, req.ifname());
+            Ok(())
+        }
+        Command::Status => Config::from_request(req).map(drop),
+        // DEL and GC read their dataDir leniently; DEL without a state reads the mappings
+        // too, and gives up quietly on a config that does not validate.
+        Command::Del => {
+            config::data_dir_of(req);
+            let _ = Config::from_request(req);
+            Ok(())
+        }
+        Command::Gc => {
+            config::data_dir_of(req);
+            Ok(())
+        }
+        Command::Version => Ok(()),
+    }
+}
+
+/// What ADD reads from a request: the config, prevResult and, when there are mappings, the
+/// container addresses they forward to, one of each mapping's host address family among
+/// them.
+fn read_add(req: &Request) -> Result<(Config, CniResult, Vec<IpNetwork>), Error> {
     let cfg = Config::from_request(req)?;
     let Some(prev) = req.conf.prev_result.clone() else {
         return Err(Error::invalid_config(
             "portmap must be called as a chained plugin (no prevResult)",
         ));
     };
+    if cfg.mappings.is_empty() {
+        return Ok((cfg, prev, Vec::new()));
+    }
+    let addrs = container_addresses(&prev, req.ifname());
+    if addrs.is_empty() {
+        return Err(Error::invalid_config(format!(
+            "runtimeConfig.portMappings given, but prevResult has no address of {} to forward to",
+            req.ifname()
+        )));
+    }
+    check_families(&cfg.mappings, &addrs)?;
+    Ok((cfg, prev, addrs))
+}
+
+/// What CHECK reads from a request: the config and prevResult.
+fn read_check(req: &Request) -> Result<(Config, &CniResult), Error> {
+    let cfg = Config::from_request(req)?;
+    let Some(prev) = &req.conf.prev_result else {
+        return Err(Error::invalid_config(
+            "portmap CHECK needs prevResult (the ADD's result)",
+        ));
+    };
+    Ok((cfg, prev))
+}
+
+fn add(req: &Request) -> Result<CniResult, Error> {
+    let (cfg, prev, addrs) = read_add(req)?;
     if cfg.mappings.is_empty() {
         // Nothing to forward; a mapping left by an earlier ADD of this attachment goes.
         if state::dir(&cfg.data_dir, &cfg.network)
@@ -116,14 +174,6 @@ fn add(req: &Request) -> Result<CniResult, Error> {
         }
         return Ok(prev);
     }
-    let addrs = container_addresses(&prev, req.ifname());
-    if addrs.is_empty() {
-        return Err(Error::invalid_config(format!(
-            "runtimeConfig.portMappings given, but prevResult has no address of {} to forward to",
-            req.ifname()
-        )));
-    }
-    check_families(&cfg.mappings, &addrs)?;
     let localnet = if cfg.snat {
         hostif::enable_localnet(&prev, &addrs)?
     } else {
@@ -219,12 +269,7 @@ fn release_unrecorded(req: &Request) -> Result<(), Error> {
 }
 
 fn check(req: &Request) -> Result<(), Error> {
-    let cfg = Config::from_request(req)?;
-    let Some(prev) = &req.conf.prev_result else {
-        return Err(Error::invalid_config(
-            "portmap CHECK needs prevResult (the ADD's result)",
-        ));
-    };
+    let (cfg, prev) = read_check(req)?;
     let saved: Option<AttachmentState> =
         state::dir(&cfg.data_dir, &cfg.network).load(req.container_id(), req.ifname());
     let Some(saved) = saved else {

@@ -75,7 +75,7 @@ impl Ipam<'_> {
     }
 }
 
-fn prev_result_addresses(req: &Request) -> Vec<IpNetwork> {
+pub(crate) fn prev_result_addresses(req: &Request) -> Vec<IpNetwork> {
     req.conf
         .prev_result
         .iter()

@@ -13,7 +13,7 @@ mod masq;
 
 use std::net::IpAddr;
 
-use cni::Request;
+use cni::{Command, Error, Request};
 use cni_netlink::IpNetwork;
 use plugin_kit::{MasqBackend, StateDir};
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,33 @@ pub struct AttachmentState {
     /// The container's addresses with their prefixes (the masquerade sets are per subnet).
     pub addresses: Vec<IpNetwork>,
     pub masq: Option<MasqBackend>,
+}
+
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+pub fn read_request(req: &Request) -> Result<(), Error> {
+    match req.command() {
+        Command::Add => Config::from_request(req).map(drop),
+        Command::Check => {
+            Config::from_request(req)?;
+            plugin_kit::required_prev_result(req).map(drop)
+        }
+        // DEL reads what it needs leniently, GC its dataDir: neither can fail on a config
+        // that no longer validates. STATUS reads `ipam.type`.
+        Command::Del => {
+            Config::data_dir_of(req);
+            Config::masq_wanted_for_del(req);
+            del::prev_result_addresses(req);
+            Ok(())
+        }
+        Command::Gc => {
+            Config::data_dir_of(req);
+            Ok(())
+        }
+        Command::Status | Command::Version => Ok(()),
+    }
 }
 
 fn state_dir(req: &Request) -> StateDir {

@@ -14,7 +14,7 @@ mod config;
 mod del;
 mod gc;
 
-use cni::{CniResult, Error, Request};
+use cni::{CniResult, Command, Error, Request};
 use cni_netlink::{Link, Netlink};
 use plugin_kit::kernel_error;
 
@@ -37,6 +37,29 @@ fn prev_result(req: &Request) -> Result<CniResult, Error> {
              Required prevResult missing",
         )
     })
+}
+
+/// Everything this plugin reads from a request for its command (config keys, runtimeConfig,
+/// CNI_ARGS, prevResult) before it acts, read and checked by the same functions its handlers
+/// call first; touches no kernel, file or process. Every plugin crate has one (see
+/// docs/architecture.md); the fuzz targets run it on arbitrary requests.
+pub fn read_request(req: &Request) -> Result<(), Error> {
+    match req.command() {
+        Command::Add | Command::Check => {
+            Config::from_request(req)?;
+            prev_result(req).map(drop)
+        }
+        // DEL and GC read their dataDir leniently (DEL its backup file in it).
+        Command::Del => {
+            backup_path(&config::data_dir_of(req), req.container_id(), req.ifname());
+            Ok(())
+        }
+        Command::Gc => {
+            config::data_dir_of(req);
+            Ok(())
+        }
+        Command::Status | Command::Version => Ok(()),
+    }
 }
 
 /// The container interface, which must exist.
