@@ -878,3 +878,77 @@ fn del_succeeds_with_an_invalid_config_and_a_hung_sidecar() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(!record(ID2).exists());
 }
+
+/// The sidecars of `store` that hold a lock (the pid file's: the one serving; a starter
+/// waiting for an exiting one holds none).
+fn serving_sidecars(store: &std::path::Path) -> Vec<u32> {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let store = store.to_string_lossy().into_owned();
+    let mut pids: Vec<u32> = locks
+        .lines()
+        .filter(|l| l.contains("FLOCK") && l.contains("WRITE") && !l.contains("->"))
+        .filter_map(|l| l.split_whitespace().nth(4)?.parse().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.contains("cni-dns") && cmdline.contains(&store)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Many single-container networks coming and going, 8 at a time: the sidecar exits with the
+/// last network while plugins start new ones. There is never more than one serving, and
+/// every ADD succeeds.
+#[test]
+fn one_sidecar_per_data_dir_under_churn() {
+    const WORKERS: usize = 8;
+    const ROUNDS: usize = 12;
+    let env = Env::new();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let most = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let monitor = scope.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                let serving = serving_sidecars(&env.store());
+                most.fetch_max(serving.len(), Ordering::SeqCst);
+                assert!(serving.len() <= 1, "two sidecars serve: {serving:?}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                let env = &env;
+                scope.spawn(move || {
+                    let bridge = format!("brc{w}");
+                    env.bridge(&bridge, &format!("10.93.{w}.1/24"));
+                    let addr = format!("10.93.{w}.2/24");
+                    let ctr = env.container(&bridge, &addr);
+                    for r in 0..ROUNDS {
+                        let (network, id) = (format!("churn{w}"), format!("churn{w}x{r}"));
+                        env.add(
+                            &network,
+                            &id,
+                            &format!("c{w}"),
+                            &[],
+                            &ctr,
+                            "eth0",
+                            &addr,
+                            &format!("10.93.{w}.1"),
+                        );
+                        env.del(&network, &id, ctr.path_str(), "eth0")
+                            .assert_ok_empty();
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        stop.store(true, Ordering::SeqCst);
+        monitor.join().unwrap();
+    });
+    assert_eq!(most.load(Ordering::SeqCst), 1, "no sidecar was ever seen");
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,6 +81,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
 /// Runs the daemon until SIGTERM/SIGINT, or until no network is left. Returns at once (Ok)
 /// if another instance holds the pid lock.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
+    // Everything the sidecar creates (control socket, pid file, log) is its owner's alone
+    // from the moment it exists: no window where another user can open or connect.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     opts.paths.create_root()?;
     init_logger(opts.log_file.as_deref(), opts.log_level)?;
     let Some(pid_file) = take_pid_lock(&opts.paths.pid_file(), Duration::from_secs(3))? else {
@@ -114,19 +117,28 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
 
 /// Takes the exclusive flock on the pid file (released by the kernel whatever way we die),
 /// waiting up to `wait` for an exiting instance; writes our pid.
+///
+/// An exiting instance removes the file before it lets go of the lock, so a waiter can end
+/// up holding the lock of a file no longer there while a later starter locks the new one: two
+/// sidecars. The lock counts only while the locked file is still the one at `path`.
 fn take_pid_lock(path: &Path, wait: Duration) -> Result<Option<File>, DaemonError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(path)
-        .map_err(io(format!("open {}", path.display())))?;
     let deadline = Instant::now() + wait;
     loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map_err(io(format!("open {}", path.display())))?;
         match file.try_lock() {
-            Ok(()) => break,
+            Ok(()) if is_still_at(&file, path) => {
+                write_pid(&file).map_err(io(format!("write {}", path.display())))?;
+                return Ok(Some(file));
+            }
+            // Removed by the instance we waited for: lock the file that is there now.
+            Ok(()) => continue,
             Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -136,13 +148,19 @@ fn take_pid_lock(path: &Path, wait: Duration) -> Result<Option<File>, DaemonErro
             }
         }
     }
-    file.set_len(0)
-        .and_then(|()| {
-            use std::os::unix::fs::FileExt;
-            file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)
-        })
-        .map_err(io(format!("write {}", path.display())))?;
-    Ok(Some(file))
+}
+
+fn is_still_at(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+        _ => false,
+    }
+}
+
+fn write_pid(file: &File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.set_len(0)?;
+    file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)
 }
 
 struct Listeners {
@@ -359,9 +377,8 @@ impl ControlServer {
         let path = paths.control_socket();
         // A socket file left by a dead instance (we hold the pid lock, so it is dead).
         let _ = std::fs::remove_file(&path);
+        // Created owner-only (the umask, see `run`); callers are checked too (`control_connection`).
         let listener = UnixListener::bind(&path).map_err(io(format!("bind {}", path.display())))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(io(format!("chmod {}", path.display())))?;
         let task = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
@@ -385,6 +402,11 @@ impl ControlServer {
 }
 
 async fn control_connection(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) {
+    if let Some(refusal) = refuse_peer(&stream) {
+        let (_, mut write) = stream.into_split();
+        let _ = write.write_all(format!("{refusal}\n").as_bytes()).await;
+        return;
+    }
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take_limit());
@@ -407,6 +429,27 @@ async fn control_connection(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) {
         _ => return,
     };
     let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+}
+
+/// Only root (or the user the sidecar runs as) may change its records: a caller whose
+/// credentials say otherwise gets an error line, whatever the socket's mode lets through.
+fn refuse_peer(stream: &UnixStream) -> Option<String> {
+    let own = nix::unistd::geteuid().as_raw();
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == 0 || cred.uid() == own => None,
+        Ok(cred) => {
+            log::warn!(
+                "control: refused a caller with uid {} (pid {:?})",
+                cred.uid(),
+                cred.pid()
+            );
+            Some(format!(
+                "error permission denied: uid {} may not control the sidecar",
+                cred.uid()
+            ))
+        }
+        Err(e) => Some(format!("error cannot read the caller's credentials: {e}")),
+    }
 }
 
 trait TakeLimit: Sized {
@@ -528,4 +571,72 @@ fn init_logger(file: Option<&Path>, level: LevelFilter) -> Result<(), DaemonErro
         log::set_max_level(level);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The race two plugins starting sidecars while one exits: the exiting one removes its
+    /// pid file and then lets go; a waiter and a newcomer must not both win.
+    #[test]
+    fn a_pid_file_removed_by_its_exiting_holder_is_not_locked_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cni-dns.pid");
+        let exiting = take_pid_lock(&path, Duration::ZERO).unwrap().unwrap();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || take_pid_lock(&path, Duration::from_secs(2)).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::remove_file(&path).unwrap();
+        drop(exiting);
+        let newcomer = take_pid_lock(&path, Duration::from_secs(2)).unwrap();
+        let waited = waiter.join().unwrap();
+        assert!(
+            newcomer.is_some() != waited.is_some(),
+            "newcomer won: {}, waiter won: {}",
+            newcomer.is_some(),
+            waited.is_some()
+        );
+    }
+
+    #[test]
+    fn callers_other_than_root_are_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        for (euid, refused) in [(0, false), (65534, true)] {
+            let client = {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    set_thread_euid(euid);
+                    std::os::unix::net::UnixStream::connect(&path).unwrap()
+                })
+                .join()
+                .unwrap()
+            };
+            let (server, _) = listener.accept().unwrap();
+            server.set_nonblocking(true).unwrap();
+            let verdict =
+                rt.block_on(async { refuse_peer(&UnixStream::from_std(server).unwrap()) });
+            assert_eq!(verdict.is_some(), refused, "euid {euid}: {verdict:?}");
+            drop(client);
+        }
+    }
+
+    /// This thread only: effective uid `euid`, file-system uid root (the socket's mode lets it
+    /// connect, so only the credentials check stands in its way).
+    fn set_thread_euid(euid: u32) {
+        // SAFETY: raw syscalls changing this thread's credentials only (the libc wrappers
+        // would change every thread's); nothing else is touched.
+        unsafe {
+            assert_eq!(libc::syscall(libc::SYS_setresuid, 0, euid, 0), 0);
+            libc::syscall(libc::SYS_setfsuid, 0);
+        }
+    }
 }
