@@ -136,7 +136,7 @@ fn dispatch_inner(
 ) -> Result<String, Error> {
     let req = match read_invocation(plugin, env, stdin, version_hint)? {
         Invocation::Version(reply) => return Ok(reply),
-        Invocation::Command(req) => req,
+        Invocation::Command(req) => *req,
     };
     check_not_own_netns(&req.cmd, env)?;
     log::debug!(
@@ -167,7 +167,7 @@ pub enum Invocation {
     /// VERSION, answered without a config: the reply to print.
     Version(String),
     /// Any other command, with its validated variables and config.
-    Command(Request),
+    Command(Box<Request>),
 }
 
 /// Reads an invocation as every run of a plugin reads it before the plugin acts: the CNI_*
@@ -193,12 +193,12 @@ pub fn read_invocation(
     let conf = NetConf::from_bytes(&bytes)?;
     *version_hint = conf.cni_version;
     check_version(plugin, cmd.command, conf.cni_version)?;
-    Ok(Invocation::Command(Request {
+    Ok(Invocation::Command(Box::new(Request {
         cmd,
         conf,
         stdin: bytes,
         env: env.clone(),
-    }))
+    })))
 }
 
 /// `{"cniVersion": <asked or latest>, "supportedVersions": [...]}`.
