@@ -174,14 +174,23 @@ pub fn ensure(
     }
 }
 
+/// The sidecar's whole environment when a plugin starts it.
+const SIDECAR_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Starts the sidecar in a session of its own with stdio on /dev/null (it logs to its log
-/// file): it outlives the plugin, and the runtime reading the plugin's stdout never waits on
-/// it. The child is not waited for; it is reparented when the plugin exits.
+/// file), with an environment of its own, in a cgroup of its own (`--own-cgroup`): it
+/// outlives the plugin and the runtime that ran it, and the runtime reading the plugin's
+/// stdout never waits on it. The child is not waited for; it is reparented when the plugin
+/// exits.
 fn start_detached(paths: &Paths, launch: &Launch) -> Result<(), ControlError> {
     let mut cmd = Command::new(&launch.bin);
     cmd.arg("--data-dir")
         .arg(paths.root())
+        .arg("--own-cgroup")
         .args(&launch.args)
+        // Nothing of the runtime's environment (CNI_*, NOTIFY_SOCKET, proxies) is its.
+        .env_clear()
+        .env("PATH", SIDECAR_PATH)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

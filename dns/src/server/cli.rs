@@ -28,6 +28,8 @@ options:
   --tcp-connections N     TCP connections served at once (default 128)
   --tcp-timeout MS        TCP idle and per-message time limit (default 3000)
   --persistent            keep running when no network is left (for a service manager)
+  --own-cgroup            move to the cgroup cni-dns of its own (as the plugin starts it),
+                          out of the cgroup of the runtime that ran the plugin
   -V, --version           the version (alone)
   -h, --help              this help
 ";
@@ -81,6 +83,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
             }
             "--tcp-timeout" => opts.tcp.timeout = Duration::from_millis(number(value()?)?.max(1)),
             "--persistent" => opts.persistent = true,
+            "--own-cgroup" => opts.own_cgroup = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(format!("unknown argument {arg:?}")),
         }
@@ -141,6 +144,7 @@ mod tests {
             "--ttl",
             "5",
             "--persistent",
+            "--own-cgroup",
         ])
         .unwrap()
         .unwrap();
@@ -148,6 +152,7 @@ mod tests {
         assert_eq!(o.port, 5353);
         assert_eq!(o.ttl, 5);
         assert!(o.persistent);
+        assert!(o.own_cgroup);
         assert_eq!(o.log_file, Some(PathBuf::from("/tmp/x/cni-dns.log")));
         assert_eq!(p(&["--log-file", "-"]).unwrap().unwrap().log_file, None);
         assert!(p(&["--port", "x"]).is_err());

@@ -15,11 +15,12 @@ use log::LevelFilter;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
 use super::engine::Engine;
 use super::forward::{Forwarder, read_resolv_conf};
+use super::quota::Quota;
 use super::records::Records;
 use super::tcp::{TcpLimits, TcpServer};
 use super::udp::UdpListener;
@@ -39,6 +40,8 @@ pub struct Options {
     pub ttl: u32,
     /// Keep running with no network (under a service manager).
     pub persistent: bool,
+    /// Move to a cgroup of its own (started by a plugin, not by a service manager).
+    pub own_cgroup: bool,
     pub upstream_timeout: Duration,
     pub tcp: TcpLimits,
 }
@@ -53,6 +56,7 @@ impl Options {
             port: 53,
             ttl: 0,
             persistent: false,
+            own_cgroup: false,
             upstream_timeout: Duration::from_millis(1500),
             tcp: TcpLimits {
                 max_connections: 128,
@@ -86,6 +90,12 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     opts.paths.create_root()?;
     init_logger(opts.log_file.as_deref(), opts.log_level)?;
+    raise_open_file_limit(opts.tcp.max_connections);
+    if opts.own_cgroup {
+        for failure in super::cgroup::move_to_own_cgroup() {
+            log::warn!("staying in the caller's cgroup: {failure}");
+        }
+    }
     let Some(pid_file) = take_pid_lock(&opts.paths.pid_file(), Duration::from_secs(3))? else {
         log::info!(
             "another cni-dns holds {}; exiting",
@@ -166,7 +176,7 @@ fn write_pid(file: &File) -> std::io::Result<()> {
 struct Listeners {
     port: u16,
     tcp: TcpLimits,
-    slots: Arc<Semaphore>,
+    slots: Arc<Quota>,
     bound: BTreeMap<IpAddr, (UdpListener, TcpServer)>,
     /// Addresses that could not be bound, and why (retried on every change).
     failed: BTreeMap<IpAddr, String>,
@@ -177,7 +187,7 @@ impl Listeners {
         Listeners {
             port,
             tcp,
-            slots: Arc::new(Semaphore::new(tcp.max_connections)),
+            slots: Quota::new(tcp.max_connections),
             bound: BTreeMap::new(),
             failed: BTreeMap::new(),
         }
@@ -508,9 +518,48 @@ fn notify_ready() {
     }
 }
 
+/// The most a log file grows to before it is moved to `<file>.1` (replacing the one there):
+/// the sidecar never holds more than twice this on disk, however long it runs.
+const MAX_LOG_BYTES: u64 = 4 << 20;
+
 struct FileLogger {
     level: LevelFilter,
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Mutex<LogOut>,
+}
+
+/// Where lines go: stderr, or a file rotated at [`MAX_LOG_BYTES`].
+enum LogOut {
+    Stderr,
+    File {
+        path: PathBuf,
+        file: File,
+        written: u64,
+    },
+}
+
+impl LogOut {
+    fn write_line(&mut self, line: &[u8]) {
+        match self {
+            LogOut::Stderr => {
+                let _ = std::io::stderr().write_all(line);
+            }
+            LogOut::File {
+                path,
+                file,
+                written,
+            } => {
+                if *written + line.len() as u64 > MAX_LOG_BYTES
+                    && let Ok((fresh, _)) = rotate_and_open(path, 0)
+                {
+                    *file = fresh;
+                    *written = 0;
+                }
+                if file.write_all(line).is_ok() {
+                    *written += line.len() as u64;
+                }
+            }
+        }
+    }
 }
 
 impl log::Log for FileLogger {
@@ -534,32 +583,43 @@ impl log::Log for FileLogger {
             record.args()
         );
         if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.flush();
+            out.write_line(line.as_bytes());
         }
     }
 
     fn flush(&self) {}
 }
 
-/// Logs to `file` (appended; moved to `<file>.1` first when over 4 MiB), or to stderr.
+/// Opens `path` for appending, first moving it to `<path>.1` when it holds over `keep`
+/// bytes; returns the file and its size.
+fn rotate_and_open(path: &Path, keep: u64) -> std::io::Result<(File, u64)> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > keep) {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".1");
+        std::fs::rename(path, old)?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .open(path)?;
+    let size = file.metadata()?.len();
+    Ok((file, size))
+}
+
+/// Logs to `file` (appended; moved to `<file>.1` whenever it would pass [`MAX_LOG_BYTES`]),
+/// or to stderr.
 fn init_logger(file: Option<&Path>, level: LevelFilter) -> Result<(), DaemonError> {
-    let out: Box<dyn Write + Send> = match file {
-        None => Box::new(std::io::stderr()),
+    let out = match file {
+        None => LogOut::Stderr,
         Some(path) => {
-            if std::fs::metadata(path).is_ok_and(|m| m.len() > 4 << 20) {
-                let mut old = path.as_os_str().to_owned();
-                old.push(".1");
-                let _ = std::fs::rename(path, old);
+            let (file, written) = rotate_and_open(path, MAX_LOG_BYTES)
+                .map_err(io(format!("open {}", path.display())))?;
+            LogOut::File {
+                path: path.to_owned(),
+                file,
+                written,
             }
-            Box::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o644)
-                    .open(path)
-                    .map_err(io(format!("open {}", path.display())))?,
-            )
         }
     };
     if log::set_boxed_logger(Box::new(FileLogger {
@@ -571,6 +631,24 @@ fn init_logger(file: Option<&Path>, level: LevelFilter) -> Result<(), DaemonErro
         log::set_max_level(level);
     }
     Ok(())
+}
+
+/// Raises the soft limit on open files to what the limits can need at once (every TCP
+/// connection, every forward's socket, the listeners), within the hard limit: at the usual
+/// 1024 a busy sidecar would fail to accept before its own limits apply.
+fn raise_open_file_limit(tcp_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let wanted = (tcp_connections + super::forward::MAX_IN_FLIGHT + 256) as u64;
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < wanted => {
+            let new = wanted.min(hard);
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, new, hard) {
+                log::warn!("cannot raise the open file limit to {new}: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot read the open file limit: {e}"),
+    }
 }
 
 #[cfg(test)]
@@ -638,5 +716,31 @@ mod tests {
             assert_eq!(libc::syscall(libc::SYS_setresuid, 0, euid, 0), 0);
             libc::syscall(libc::SYS_setfsuid, 0);
         }
+    }
+
+    #[test]
+    fn the_log_is_rotated_while_running_and_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cni-dns.log");
+        let (file, written) = rotate_and_open(&path, MAX_LOG_BYTES).unwrap();
+        let mut out = LogOut::File {
+            path: path.clone(),
+            file,
+            written,
+        };
+        let line = [b'x'; 1023]
+            .iter()
+            .chain(b"\n")
+            .copied()
+            .collect::<Vec<u8>>();
+        for _ in 0..(9 << 10) {
+            out.write_line(&line);
+        }
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        let old = dir.path().join("cni-dns.log.1");
+        assert!(size(&path) <= MAX_LOG_BYTES, "{}", size(&path));
+        assert!(size(&old) <= MAX_LOG_BYTES, "{}", size(&old));
+        // 9 MiB written: two rotations, the second replacing the first's file.
+        assert_eq!((size(&old), size(&path)), (MAX_LOG_BYTES, 1 << 20));
     }
 }

@@ -16,16 +16,17 @@ use hickory_net::tcp::TcpClientStream;
 use hickory_net::udp::UdpClientStream;
 use hickory_net::xfer::{DnsExchange, DnsHandle, Protocol};
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Message, ResponseCode};
-use tokio::sync::Semaphore;
 
 use super::engine::ForwardJob;
+use super::quota::Quota;
 
 /// glibc reads at most three nameservers.
 const MAX_UPSTREAMS: usize = 3;
 /// All upstreams together stay under this, below the 5 s a client waits.
 const TOTAL_BUDGET: Duration = Duration::from_secs(4);
-/// Forwards in flight at once; beyond that queries are answered SERVFAIL.
-const MAX_IN_FLIGHT: usize = 1024;
+/// Forwards in flight at once, an eighth of them per client; beyond that a UDP query is
+/// dropped (its client retries) and a TCP one answered SERVFAIL.
+pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// The `nameserver` addresses of a resolv.conf, in order, at most three. Scoped IPv6
 /// addresses (`fe80::1%eth0`) are skipped.
@@ -62,7 +63,7 @@ struct Upstream {
 pub struct Forwarder {
     upstreams: Mutex<Vec<Upstream>>,
     per_upstream: Duration,
-    in_flight: Arc<Semaphore>,
+    in_flight: Arc<Quota>,
 }
 
 impl Forwarder {
@@ -71,7 +72,7 @@ impl Forwarder {
         Forwarder {
             upstreams: Mutex::new(Vec::new()),
             per_upstream,
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            in_flight: Quota::new(MAX_IN_FLIGHT),
         }
     }
 
@@ -132,9 +133,14 @@ impl Forwarder {
     /// The reply for the client: the first upstream answer that is not SERVFAIL or REFUSED,
     /// else the last such answer, else SERVFAIL. `None` when too many forwards are in flight
     /// (a UDP client then retries).
-    pub async fn forward(&self, job: &ForwardJob, ours: &BTreeSet<IpAddr>) -> Option<Vec<u8>> {
-        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
-            log::debug!("too many forwards in flight; dropping one");
+    pub async fn forward(
+        &self,
+        job: &ForwardJob,
+        client: IpAddr,
+        ours: &BTreeSet<IpAddr>,
+    ) -> Option<Vec<u8>> {
+        let Some(_slot) = self.in_flight.try_take(client) else {
+            log::debug!("too many forwards in flight (or of {client}); dropping one");
             return (job.protocol == Protocol::Tcp).then(|| job.servfail.clone());
         };
         let Ok(message) = Message::from_vec(&job.query) else {

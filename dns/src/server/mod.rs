@@ -7,11 +7,13 @@
 //! hickory-net's client for upstreams, and own the socket loops: a blocking thread per UDP
 //! socket and a bounded set of TCP connection tasks.
 
+mod cgroup;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod fast;
 pub mod forward;
+mod quota;
 pub mod records;
 mod tcp;
 mod udp;

@@ -1,5 +1,5 @@
-//! TCP: one task per connection, at most `max_connections` at once (further connections are
-//! closed at once), each bounded in time: a connection idle longer than the timeout, or
+//! TCP: one task per connection, at most `max_connections` at once and an eighth of them per
+//! client address (further connections are closed at once), each bounded in time: a connection idle longer than the timeout, or
 //! sending a message slower than it, is closed, so one slow client never holds others up.
 //! Messages on a connection are answered in order; a zero length, a message that cannot be
 //! answered or a framing error closes the connection (never a loop on a dead socket).
@@ -12,11 +12,12 @@ use hickory_net::xfer::Protocol;
 use socket2::Type;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Shared;
 use super::engine::{MAX_MESSAGE, Outcome};
+use super::quota::Quota;
 use super::udp::bind_socket;
 
 /// Messages one connection may send before it is closed.
@@ -41,7 +42,7 @@ impl TcpServer {
     pub fn start(
         addr: SocketAddr,
         shared: Arc<Shared>,
-        slots: Arc<Semaphore>,
+        slots: Arc<Quota>,
         limits: TcpLimits,
     ) -> std::io::Result<TcpServer> {
         let socket = bind_socket(addr, Type::STREAM)?;
@@ -64,10 +65,12 @@ impl TcpServer {
                         continue;
                     }
                 };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                let Some(permit) = slots.try_take(src.ip()) else {
                     log::debug!(
-                        "tcp: {} connections open; closing {src}",
-                        limits.max_connections
+                        "tcp: {} connections open, or {} of {}; closing {src}",
+                        limits.max_connections,
+                        slots.per_client(),
+                        src.ip()
                     );
                     drop(stream);
                     continue;
@@ -122,7 +125,7 @@ async fn connection(
             Outcome::Reply(r) => r,
             Outcome::Forward(job) => {
                 let listening = shared.listening();
-                match shared.forwarder.forward(&job, &listening).await {
+                match shared.forwarder.forward(&job, src.ip(), &listening).await {
                     Some(r) => r,
                     None => return Ok(()),
                 }

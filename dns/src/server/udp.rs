@@ -167,7 +167,7 @@ fn serve(socket: &Arc<UdpSocket>, stop: &AtomicBool, shared: &Arc<Shared>) {
                             shared.runtime.spawn(async move {
                                 let listening = shared2.listening();
                                 if let Some(reply) =
-                                    shared2.forwarder.forward(&job, &listening).await
+                                    shared2.forwarder.forward(&job, src.ip(), &listening).await
                                     && let Err(e) = socket.send_to(&reply, src)
                                 {
                                     log::debug!("udp send to {src}: {e}");
