@@ -48,8 +48,13 @@ impl NetView {
                     view.gateways.push(*gw);
                 }
             }
+            let domain = a.domain.trim_end_matches('.').to_ascii_lowercase();
             for n in &names {
-                let addrs = view.by_name.entry(n.clone()).or_default();
+                let Some(key) = answering_name(n, &domain) else {
+                    log::debug!("{n}: a name of several labels on a network without a domain");
+                    continue;
+                };
+                let addrs = view.by_name.entry(key).or_default();
                 for ip in &a.ips {
                     if !addrs.contains(&ip.ip()) {
                         addrs.push(ip.ip());
@@ -59,11 +64,7 @@ impl NetView {
             // PTR answers the container's own name (the short ID when it has none).
             let primary = names.first().cloned().unwrap_or_default();
             for ip in &a.ips {
-                let target = if a.domain.is_empty() {
-                    format!("{primary}.")
-                } else {
-                    format!("{primary}.{}.", a.domain)
-                };
+                let target = format!("{}.", qualified(&primary, &domain));
                 view.by_ip
                     .entry(ip.ip())
                     .or_default()
@@ -128,6 +129,30 @@ impl NetView {
 
     pub fn is_empty(&self) -> bool {
         self.containers.is_empty()
+    }
+}
+
+/// The key `name` answers to in [`NetView::lookup`]. A single label as it is: asked bare or
+/// under the domain. A name of several labels only under the network's domain: a container
+/// or alias called `registry-1.docker.io` must not take over the real name for everybody on
+/// the network (Docker and aardvark-dns answer such names bare; we do not). `None` when the
+/// network has no domain to put it under.
+fn answering_name(name: &str, domain: &str) -> Option<String> {
+    if !name.contains('.') {
+        return Some(name.to_string());
+    }
+    (!domain.is_empty()).then(|| qualified(name, domain))
+}
+
+/// `name` under `domain`, unless it is there already or there is no domain.
+fn qualified(name: &str, domain: &str) -> String {
+    let under = name
+        .strip_suffix(domain)
+        .is_some_and(|rest| rest.ends_with('.'));
+    if domain.is_empty() || under {
+        name.to_string()
+    } else {
+        format!("{name}.{domain}")
     }
 }
 
@@ -326,6 +351,41 @@ mod tests {
                 "fd01::1".parse().unwrap()
             ]
         );
+    }
+
+    #[test]
+    fn names_of_several_labels_answer_only_under_the_domain() {
+        let mut r = Records::default();
+        r.set_network(
+            "a",
+            vec![attachment(
+                "aaaaaaaaaaaaaaaa",
+                "registry-1.docker.io",
+                &["db", "api.internal", "web.dns.podman"],
+                &["10.1.0.2/24"],
+            )],
+        );
+        let snap = r.snapshot();
+        let n = snap.view("10.1.0.9".parse().unwrap())[0];
+        let found = |name: &str| n.lookup(name).is_some();
+        assert!(!found("registry-1.docker.io"));
+        assert!(found("registry-1.docker.io.dns.podman"));
+        assert!(!found("api.internal"));
+        assert!(found("api.internal.dns.podman"));
+        assert!(found("web.dns.podman"));
+        assert!(found("db") && found("db.dns.podman"));
+        assert_eq!(
+            n.ptr("10.1.0.2".parse().unwrap()).collect::<Vec<_>>(),
+            vec!["registry-1.docker.io.dns.podman."]
+        );
+        // Without a domain there is nowhere to put them.
+        let mut bare = attachment("cccccccccccc", "x.example", &["y"], &["10.3.0.2/24"]);
+        bare.domain = String::new();
+        r.set_network("c", vec![bare]);
+        let snap = r.snapshot();
+        let c = snap.view("10.3.0.9".parse().unwrap())[0];
+        assert!(c.lookup("x.example").is_none());
+        assert!(c.lookup("y").is_some());
     }
 
     #[test]
