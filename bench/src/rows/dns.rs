@@ -15,6 +15,11 @@
 //!   the first answer carrying the address is taken by a client asking every 100 µs. The
 //!   name is removed again (not timed), so the count stays at 1,000.
 //!
+//! The reload rows hold [`RELOAD_NAMES`] names and measure what a SIGHUP (re-read everything)
+//! does to queries: a client asks for one name after another, each waiting for its answer
+//! (at most 1 s: a lost query counts 1 s), for [`RELOAD_WINDOW`]; the value is the slowest
+//! answer of the window, once calm and once with a SIGHUP sent 20 ms into it.
+//!
 //! Each server's resident memory (VmRSS and peak VmHWM) is printed at the end of the row.
 //! Nothing is asked of any upstream: every name asked exists, dnsmasq runs `--no-resolv`,
 //! aardvark and our sidecar see a resolv.conf naming 127.0.0.1 of the private host netns.
@@ -35,8 +40,14 @@ use crate::sandbox::{Netns, Sandbox};
 use crate::side::{Impl, Side, path_str};
 use crate::signals;
 
-/// Names each server holds.
+/// Names each server holds in the query rows...
 const NAMES: usize = 1000;
+/// ...and in the reload rows.
+const RELOAD_NAMES: usize = 10_000;
+/// How long the client asks around one SIGHUP.
+const RELOAD_WINDOW: Duration = Duration::from_millis(600);
+/// Longest wait for one answer in the reload rows.
+const ANSWER_LIMIT: Duration = Duration::from_secs(1);
 /// How long one full-speed dnsperf run lasts.
 const BURST: &str = "0.15";
 /// How long one run at 1,000 queries per second lasts (50 queries).
@@ -67,26 +78,63 @@ impl Peer {
     }
 }
 
+/// What a row measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Throughput, latency, ADD→answer with [`NAMES`] names.
+    Queries,
+    /// The slowest answer around a SIGHUP with [`RELOAD_NAMES`] names.
+    Reload,
+}
+
 pub struct Dns {
     peer: Peer,
+    mode: Mode,
 }
 
 impl Dns {
     pub fn new(peer: Peer) -> Dns {
-        Dns { peer }
+        Dns {
+            peer,
+            mode: Mode::Queries,
+        }
+    }
+
+    pub fn reload(peer: Peer) -> Dns {
+        Dns {
+            peer,
+            mode: Mode::Reload,
+        }
+    }
+
+    fn names(&self) -> usize {
+        match self.mode {
+            Mode::Queries => NAMES,
+            Mode::Reload => RELOAD_NAMES,
+        }
     }
 }
 
 impl Row for Dns {
     fn name(&self) -> String {
-        format!("dns vs {}", self.peer.label())
+        match self.mode {
+            Mode::Queries => format!("dns vs {}", self.peer.label()),
+            Mode::Reload => format!("dns reload vs {}", self.peer.label()),
+        }
     }
 
     fn describe(&self) -> String {
-        format!(
-            "cni-dns (reference column: {}) with {NAMES} names: dnsperf time per query at full speed, median latency at 1,000 QPS, new name ADD→answer; RSS printed",
-            self.peer.label()
-        )
+        match self.mode {
+            Mode::Queries => format!(
+                "cni-dns (reference column: {}) with {NAMES} names: dnsperf time per query at full speed, median latency at 1,000 QPS, new name ADD→answer; RSS printed",
+                self.peer.label()
+            ),
+            Mode::Reload => format!(
+                "cni-dns (reference column: {}) with {RELOAD_NAMES} names: the slowest of back-to-back queries over {} ms, calm and with a SIGHUP (reload everything) in it; a lost query counts 1 s",
+                self.peer.label(),
+                RELOAD_WINDOW.as_millis()
+            ),
+        }
     }
 
     /// None of the reference plugins: our binaries are found by [`find_ours`].
@@ -95,24 +143,31 @@ impl Row for Dns {
     }
 
     fn ops(&self) -> Vec<&'static str> {
-        vec!["1/QPS", "p50 @1k QPS", "ADD→answer"]
+        match self.mode {
+            Mode::Queries => vec!["1/QPS", "p50 @1k QPS", "ADD→answer"],
+            Mode::Reload => vec!["slowest, calm", "slowest, SIGHUP"],
+        }
     }
 
     fn setup(&self, sandbox: &Sandbox, side: &Side) -> Result<Box<dyn Instance>> {
         require_tools(self.peer)?;
         let host = sandbox.host()?;
-        let slot = self.peer.index() * 2 + u8::from(side.which == Impl::Reference);
+        let names = self.names();
+        let mode_slots = if self.mode == Mode::Reload { 4 } else { 0 };
+        let slot = mode_slots + self.peer.index() * 2 + u8::from(side.which == Impl::Reference);
         let net = TestNet::create(sandbox, slot)?;
-        let dir = sandbox.data_dir(&format!("dns-{}-{}", self.peer.label(), side.label()))?;
+        let dir = sandbox.data_dir(&format!("dns-{slot}-{}", side.label()))?;
         let resolv = dir.join("resolv.conf");
         // Inside the private host netns nothing listens on 127.0.0.1:53: a forward would
         // fail at once and never leave the namespace (none is expected: every name exists).
         std::fs::write(&resolv, "nameserver 127.0.0.1\n").context("write resolv.conf")?;
         let server: Box<dyn Server> = match (side.which, self.peer) {
-            (Impl::Ours, _) => Box::new(Ours::start(sandbox, &net, &dir, &resolv)?),
-            (Impl::Reference, Peer::Dnsmasq) => Box::new(Dnsmasq::start(host.netns(), &net, &dir)?),
+            (Impl::Ours, _) => Box::new(Ours::start(sandbox, &net, &dir, &resolv, names)?),
+            (Impl::Reference, Peer::Dnsmasq) => {
+                Box::new(Dnsmasq::start(host.netns(), &net, &dir, names)?)
+            }
             (Impl::Reference, Peer::Aardvark) => {
-                Box::new(Aardvark::start(host.netns(), &net, &dir, &resolv)?)
+                Box::new(Aardvark::start(host.netns(), &net, &dir, &resolv, names)?)
             }
         };
         let queries = dir.join("queries");
@@ -139,9 +194,11 @@ impl Row for Dns {
             client,
             lost: std::cell::Cell::new(0),
             lossy_runs: std::cell::Cell::new(0),
+            mode: self.mode,
+            names,
         };
         // Every name answers before measuring.
-        for k in [0, NAMES / 2, NAMES - 1] {
+        for k in [0, names / 2, names - 1] {
             instance.wait_for(&name(k), instance.net.addr(k), Duration::from_secs(5))?;
         }
         Ok(Box::new(instance))
@@ -336,6 +393,8 @@ struct DnsInstance {
     client: UdpSocket,
     lost: std::cell::Cell<u64>,
     lossy_runs: std::cell::Cell<u64>,
+    mode: Mode,
+    names: usize,
 }
 
 impl DnsInstance {
@@ -411,6 +470,54 @@ impl DnsInstance {
     }
 }
 
+impl DnsInstance {
+    /// Back-to-back queries for [`RELOAD_WINDOW`], with a SIGHUP to `hup` 20 ms in: the
+    /// slowest answer ([`ANSWER_LIMIT`] for a lost one).
+    fn slowest_answer(&self, hup: Option<u32>) -> Result<Duration> {
+        let client = self.client.try_clone().context("clone the client socket")?;
+        let server = SocketAddr::from((self.net.gateway(), 53));
+        let names = self.names;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let asker = scope.spawn(|| -> Result<Duration> {
+                let mut slowest = Duration::ZERO;
+                let mut buf = [0u8; 1500];
+                for k in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let id = (k % 65_536) as u16;
+                    let query = encode_query(id, &name(k % names));
+                    let sent = Instant::now();
+                    client.send_to(&query, server).context("send a query")?;
+                    while sent.elapsed() < ANSWER_LIMIT {
+                        if let Ok((n, _)) = client.recv_from(&mut buf)
+                            && n >= 12
+                            && buf[..2] == id.to_be_bytes()
+                        {
+                            break;
+                        }
+                    }
+                    slowest = slowest.max(sent.elapsed().min(ANSWER_LIMIT));
+                }
+                Ok(slowest)
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            if let Some(pid) = hup {
+                // SAFETY: plain system call, to the server this row started.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGHUP);
+                }
+            }
+            std::thread::sleep(RELOAD_WINDOW);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            asker
+                .join()
+                .unwrap_or_else(|_| Err(Error::msg("the asking thread panicked")))
+        })
+    }
+}
+
 fn path_str_ref(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
@@ -436,6 +543,15 @@ fn encode_query(id: u16, name: &str) -> Vec<u8> {
 impl Instance for DnsInstance {
     fn iterate(&mut self, _sandbox: &Sandbox, i: usize) -> Result<Vec<Duration>> {
         signals::check()?;
+        if self.mode == Mode::Reload {
+            let calm = self.slowest_answer(None)?;
+            let pid = self
+                .server
+                .pid()
+                .ok_or_else(|| Error::msg(format!("{}: the server is gone", self.label)))?;
+            let reload = self.slowest_answer(Some(pid))?;
+            return Ok(vec![calm, reload]);
+        }
         let full = self.dnsperf(&["-l", BURST, "-q", "100"])?;
         let qps = field(&full, "Queries per second:")
             .filter(|q| *q > 0.0)
@@ -483,11 +599,12 @@ impl Instance for DnsInstance {
             .with_context(|| format!("{}: read /proc/{pid}/status", self.label))?;
         let kib = |key: &str| field(&status, key).unwrap_or(0.0);
         eprintln!(
-            "[{}] {} (pid {pid}): RSS {:.1} MiB, peak {:.1} MiB with {NAMES} names",
+            "[{}] {} (pid {pid}): RSS {:.1} MiB, peak {:.1} MiB with {} names",
             self.row,
             self.label,
             kib("VmRSS:") / 1024.0,
-            kib("VmHWM:") / 1024.0
+            kib("VmHWM:") / 1024.0,
+            self.names
         );
         if self.lost.get() > 0 {
             eprintln!(
@@ -537,7 +654,13 @@ fn find_ours() -> Result<(PathBuf, PathBuf)> {
 }
 
 impl Ours {
-    fn start(sandbox: &Sandbox, net: &TestNet, dir: &Path, resolv: &Path) -> Result<Ours> {
+    fn start(
+        sandbox: &Sandbox,
+        net: &TestNet,
+        dir: &Path,
+        resolv: &Path,
+        names: usize,
+    ) -> Result<Ours> {
         let (plugin, sidecar) = find_ours()?;
         let host = sandbox.host()?;
         let store = dir.join("store");
@@ -558,7 +681,7 @@ impl Ours {
             pid_file: store.join("cni-dns.pid"),
         };
         let mut ours = ours;
-        for k in 0..NAMES {
+        for k in 0..names {
             signals::check()?;
             ours.add(
                 &container_id(30 + u64::from(net.subnet), k),
@@ -636,9 +759,9 @@ struct Dnsmasq {
 }
 
 impl Dnsmasq {
-    fn start(host: &Netns, net: &TestNet, dir: &Path) -> Result<Dnsmasq> {
+    fn start(host: &Netns, net: &TestNet, dir: &Path, names: usize) -> Result<Dnsmasq> {
         let hosts = dir.join("addnhosts");
-        let base: String = (0..NAMES)
+        let base: String = (0..names)
             .map(|k| format!("{}\t{}\n", net.addr(k), name(k)))
             .collect();
         std::fs::write(&hosts, &base).context("write dnsmasq's hosts")?;
@@ -720,12 +843,18 @@ struct Aardvark {
 }
 
 impl Aardvark {
-    fn start(host: &Netns, net: &TestNet, dir: &Path, resolv: &Path) -> Result<Aardvark> {
+    fn start(
+        host: &Netns,
+        net: &TestNet,
+        dir: &Path,
+        resolv: &Path,
+        names: usize,
+    ) -> Result<Aardvark> {
         let config = dir.join("aardvark");
         std::fs::create_dir_all(&config).context("mkdir aardvark's config")?;
         let file = config.join(format!("dnsbench{}", net.subnet));
         let mut base = format!("{}\n", net.gateway());
-        for k in 0..NAMES {
+        for k in 0..names {
             base.push_str(&format!(
                 "{} {}  {}\n",
                 container_id(30 + u64::from(net.subnet), k),

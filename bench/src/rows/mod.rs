@@ -128,6 +128,8 @@ pub fn all(params: Params) -> (Vec<Box<dyn Row>>, Vec<Derived>) {
         Box::new(Loopback),
         Box::new(dns::Dns::new(dns::Peer::Dnsmasq)),
         Box::new(dns::Dns::new(dns::Peer::Aardvark)),
+        Box::new(dns::Dns::reload(dns::Peer::Dnsmasq)),
+        Box::new(dns::Dns::reload(dns::Peer::Aardvark)),
     ];
     let table = bridge::register(params, (rows, derived));
     let table = portmap::register(params, table);
