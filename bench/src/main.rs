@@ -158,31 +158,14 @@ fn run() -> Result<()> {
         }
         return Ok(());
     }
-    let selected: Vec<&dyn Row> = all_rows
-        .iter()
-        .map(|r| r.as_ref())
-        .filter(|r| opts.selects(&r.name()))
-        .collect();
-    if selected.is_empty() {
-        return Err(Error::msg(format!(
-            "no row matches {:?} (see --list)",
-            opts.filters
-        )));
-    }
+    let selected = select_rows(&all_rows, &opts)?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(Error::msg(
             "needs root (it creates network namespaces); run scripts/bench or use sudo",
         ));
     }
-    let ours_dir = match &opts.ours {
-        Some(dir) => dir.clone(),
-        None => std::env::current_exe()
-            .context("locate cni-bench")?
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or_else(|| Error::msg("cni-bench has no parent directory; use --ours"))?,
-    };
+    let ours_dir = ours_dir(&opts)?;
 
     signals::install()?;
     sandbox::remove_stale();
@@ -197,52 +180,7 @@ fn run() -> Result<()> {
             bin_dir: sandbox.subdir("bin/reference")?,
         },
     ];
-
-    // Private copies of the binaries: a concurrent `cargo build` cannot swap them mid-run,
-    // and both implementations are read from the same file system.
-    let mut runnable = Vec::new();
-    let mut skipped = Vec::new();
-    for row in selected {
-        let missing: Vec<&str> = row
-            .plugins()
-            .into_iter()
-            .filter(|p| !ours_dir.join(p).is_file())
-            .collect();
-        if !missing.is_empty() {
-            let reason = format!(
-                "our {} not found in {} (not built?)",
-                missing.join(", "),
-                ours_dir.display()
-            );
-            eprintln!("skipping row {:?}: {reason}", row.name());
-            skipped.push(Skipped {
-                row: row.name(),
-                reason,
-            });
-            continue;
-        }
-        for plugin in row.plugins() {
-            for (side, from) in sides.iter().zip([&ours_dir, &opts.reference]) {
-                if side.has(plugin) {
-                    continue;
-                }
-                let src = from.join(plugin);
-                if !src.is_file() {
-                    return Err(Error::msg(format!(
-                        "{} plugin {} not found (install Debian's containernetworking-plugins \
-                         or pass --{})",
-                        side.label(),
-                        src.display(),
-                        side.label()
-                    )));
-                }
-                std::fs::copy(&src, side.bin(plugin))
-                    .with_context(|| format!("copy {}", src.display()))?;
-            }
-        }
-        runnable.push(row);
-    }
-
+    let (runnable, skipped) = copy_binaries(selected, &sides, &ours_dir, &opts.reference)?;
     let params = RunParams {
         iterations: opts.iterations,
         warmup: opts.warmup,
@@ -270,6 +208,92 @@ fn run() -> Result<()> {
     } else {
         print!("{}", report.table());
     }
+    Ok(())
+}
+
+/// The rows `--filter` selects; an error naming the filters when there is none.
+fn select_rows<'a>(all_rows: &'a [Box<dyn Row>], opts: &Options) -> Result<Vec<&'a dyn Row>> {
+    let selected: Vec<&dyn Row> = all_rows
+        .iter()
+        .map(|r| r.as_ref())
+        .filter(|r| opts.selects(&r.name()))
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::msg(format!(
+            "no row matches {:?} (see --list)",
+            opts.filters
+        )));
+    }
+    Ok(selected)
+}
+
+/// `--ours`, else the directory cni-bench runs from.
+fn ours_dir(opts: &Options) -> Result<PathBuf> {
+    match &opts.ours {
+        Some(dir) => Ok(dir.clone()),
+        None => std::env::current_exe()
+            .context("locate cni-bench")?
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| Error::msg("cni-bench has no parent directory; use --ours")),
+    }
+}
+
+/// Private copies of every plugin the rows need, for both sides: a concurrent `cargo build`
+/// cannot swap them mid-run, and both implementations are read from the same file system.
+/// A row whose plugin we have not built is skipped (and reported); a missing reference
+/// plugin is an error.
+fn copy_binaries<'a>(
+    selected: Vec<&'a dyn Row>,
+    sides: &[Side; 2],
+    ours_dir: &Path,
+    reference_dir: &Path,
+) -> Result<(Vec<&'a dyn Row>, Vec<Skipped>)> {
+    let mut runnable = Vec::new();
+    let mut skipped = Vec::new();
+    for row in selected {
+        let missing: Vec<&str> = row
+            .plugins()
+            .into_iter()
+            .filter(|p| !ours_dir.join(p).is_file())
+            .collect();
+        if !missing.is_empty() {
+            let reason = format!(
+                "our {} not found in {} (not built?)",
+                missing.join(", "),
+                ours_dir.display()
+            );
+            eprintln!("skipping row {:?}: {reason}", row.name());
+            skipped.push(Skipped {
+                row: row.name(),
+                reason,
+            });
+            continue;
+        }
+        for plugin in row.plugins() {
+            for (side, from) in sides.iter().zip([ours_dir, reference_dir]) {
+                copy_plugin(side, from, plugin)?;
+            }
+        }
+        runnable.push(row);
+    }
+    Ok((runnable, skipped))
+}
+
+fn copy_plugin(side: &Side, from: &Path, plugin: &str) -> Result<()> {
+    if side.has(plugin) {
+        return Ok(());
+    }
+    let src = from.join(plugin);
+    if !src.is_file() {
+        return Err(Error::msg(format!(
+            "{} plugin {} not found (install Debian's containernetworking-plugins or pass --{})",
+            side.label(),
+            src.display(),
+            side.label()
+        )));
+    }
+    std::fs::copy(&src, side.bin(plugin)).with_context(|| format!("copy {}", src.display()))?;
     Ok(())
 }
 
