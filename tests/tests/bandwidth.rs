@@ -94,6 +94,18 @@ impl Chain {
             .clone()
     }
 
+    /// GC at 1.1.0 with `valid` as `cni.dev/valid-attachments`; it must succeed.
+    fn gc(&self, valid: Value) {
+        let mut gc = self.bandwidth_conf(json!({}), None);
+        gc["cniVersion"] = json!("1.1.0");
+        gc["cni.dev/valid-attachments"] = valid;
+        self.sb
+            .call(plugin_bin("bandwidth"), "GC")
+            .stdin_json(&gc)
+            .run()
+            .assert_ok_empty();
+    }
+
     fn ifbs(&self) -> Vec<String> {
         link_names(&self.sb.host)
             .into_iter()
@@ -256,15 +268,7 @@ fn gc_removes_the_ifbs_of_attachments_not_listed() {
         ifb_of.push(ifaces.last().unwrap()["name"].as_str().unwrap().to_string());
     }
     assert_eq!(chain.ifbs().len(), 2);
-    let mut gc = chain.bandwidth_conf(json!({}), None);
-    gc["cniVersion"] = json!("1.1.0");
-    gc["cni.dev/valid-attachments"] = json!([{"containerID": "b", "ifname": "eth0"}]);
-    chain
-        .sb
-        .call(plugin_bin("bandwidth"), "GC")
-        .stdin_json(&gc)
-        .run()
-        .assert_ok_empty();
+    chain.gc(json!([{"containerID": "b", "ifname": "eth0"}]));
     let left = chain.ifbs();
     assert_eq!(left, vec![ifb_of[1].clone()], "{left:?}");
     for (id, ctr) in [("a", &a), ("b", &b)] {
@@ -299,15 +303,7 @@ fn gc_removes_half_made_ifbs_and_nothing_it_cannot_tell_is_ours() {
         "alias",
         "cni-bandwidth 0123456789ab c eth0",
     ]);
-    let mut gc = chain.bandwidth_conf(json!({}), None);
-    gc["cniVersion"] = json!("1.1.0");
-    gc["cni.dev/valid-attachments"] = json!([]);
-    chain
-        .sb
-        .call(plugin_bin("bandwidth"), "GC")
-        .stdin_json(&gc)
-        .run()
-        .assert_ok_empty();
+    chain.gc(json!([]));
     assert_eq!(chain.ifbs(), vec!["bwp0000000000a2", "bwp0000000000a3"]);
 }
 

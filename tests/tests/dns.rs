@@ -679,6 +679,25 @@ fn changes_lose_no_query() {
     assert!(lines.iter().all(|l| l == "10.91.0.2"), "{lines:?}");
 }
 
+/// Network `neta` on br-a with `web` (10.91.0.2) and a second container (10.91.0.3).
+fn web_and_a_client() -> (Env, TestNetns, TestNetns) {
+    let env = Env::new();
+    env.bridge("br-a", "10.91.0.1/24");
+    let web = env.container("br-a", "10.91.0.2/24");
+    let client = env.container("br-a", "10.91.0.3/24");
+    env.add(
+        "neta",
+        ID1,
+        "web",
+        &[],
+        &web,
+        "eth0",
+        "10.91.0.2/24",
+        "10.91.0.1",
+    );
+    (env, web, client)
+}
+
 /// Holds TCP connections idle or half-sent and sends garbage over UDP and TCP.
 const ABUSER: &str = r#"
 import socket, sys, time
@@ -708,20 +727,7 @@ time.sleep(4)
 
 #[test]
 fn slow_and_malformed_clients_do_not_block_others() {
-    let env = Env::new();
-    env.bridge("br-a", "10.91.0.1/24");
-    let c1 = env.container("br-a", "10.91.0.2/24");
-    let c2 = env.container("br-a", "10.91.0.3/24");
-    env.add(
-        "neta",
-        ID1,
-        "web",
-        &[],
-        &c1,
-        "eth0",
-        "10.91.0.2/24",
-        "10.91.0.1",
-    );
+    let (env, c1, c2) = web_and_a_client();
     let mut abuser = Command::new("ip")
         .args([
             "netns",
@@ -1115,20 +1121,7 @@ time.sleep(2)
 /// answered over TCP.
 #[test]
 fn one_client_cannot_take_every_tcp_slot() {
-    let env = Env::new();
-    env.bridge("br-a", "10.91.0.1/24");
-    let c1 = env.container("br-a", "10.91.0.2/24");
-    let c2 = env.container("br-a", "10.91.0.3/24");
-    env.add(
-        "neta",
-        ID1,
-        "web",
-        &[],
-        &c1,
-        "eth0",
-        "10.91.0.2/24",
-        "10.91.0.1",
-    );
+    let (_env, c1, c2) = web_and_a_client();
     let mut hoarder = Command::new("ip")
         .args(["netns", "exec", c2.name(), "python3", "-c", HOARDER])
         .arg("10.91.0.1")
