@@ -1,0 +1,6 @@
+//! Any bytes as one invocation of the tuning plugin (see cni_fuzz_entries::split_invocation).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = cni_fuzz_entries::plugin_input("tuning", data);
+});
