@@ -97,10 +97,20 @@ impl Config {
         })
     }
 
-    /// Only what DEL and GC need (name and dataDir), so a config whose ranges no longer
-    /// validate can still release what it holds.
-    pub fn data_dir_of(req: &Request) -> Result<PathBuf, Error> {
-        Ok(data_dir(&ipam_object(req)?))
+    /// Only what DEL and GC need besides the name: `ipam.dataDir` when it is a non-empty
+    /// string, else the default. Read from the raw config and never failing, so that a
+    /// config whose `ipam` no longer decodes (a range or route mistyped since the ADD, no
+    /// `ipam` at all) still releases what it holds; decoding `ipam` whole made such a DEL
+    /// fail on every retry, and the addresses leak.
+    pub fn data_dir_of(req: &Request) -> PathBuf {
+        PathBuf::from(
+            req.conf
+                .raw
+                .pointer("/ipam/dataDir")
+                .and_then(|d| d.as_str())
+                .filter(|d| !d.is_empty())
+                .unwrap_or(DEFAULT_DATA_DIR),
+        )
     }
 }
 
@@ -257,5 +267,32 @@ mod tests {
             e.msg
         );
         assert!(parse(two).is_ok());
+    }
+
+    #[test]
+    fn del_and_gc_find_the_store_of_a_config_that_no_longer_decodes() {
+        let data_dir = |conf: Value| {
+            let req = cni::testing::request("DEL", &conf, "").unwrap();
+            Config::data_dir_of(&req)
+        };
+        let base = json!({"cniVersion": "1.0.0", "name": "net", "type": "bridge"});
+        for ipam in [
+            json!({"type": "host-local", "dataDir": "/run/ipam",
+                   "ranges": [[{"subnet": "10.0.0.0/33"}]]}),
+            json!({"type": "host-local", "dataDir": "/run/ipam", "routes": [{"dst": "x"}]}),
+            json!({"type": "host-local", "dataDir": "/run/ipam", "ranges": "10.0.0.0/8"}),
+        ] {
+            let conf = cni::testing::merged(base.clone(), &json!({ "ipam": ipam }));
+            assert_eq!(data_dir(conf), PathBuf::from("/run/ipam"), "{ipam}");
+        }
+        // No usable dataDir, no `ipam` even: the default store.
+        for extra in [
+            json!({"ipam": {"type": "host-local", "dataDir": 5}}),
+            json!({"ipam": {"type": "host-local", "dataDir": ""}}),
+            json!({}),
+        ] {
+            let conf = cni::testing::merged(base.clone(), &extra);
+            assert_eq!(data_dir(conf), PathBuf::from(DEFAULT_DATA_DIR), "{extra}");
+        }
     }
 }

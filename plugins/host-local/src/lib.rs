@@ -51,7 +51,7 @@ impl Plugin for HostLocal {
     }
 
     fn del(&self, req: &Request) -> Result<(), Error> {
-        let data_dir = Config::data_dir_of(req)?;
+        let data_dir = Config::data_dir_of(req);
         if !data_dir.join(&req.conf.name).is_dir() {
             return Ok(());
         }
@@ -138,7 +138,7 @@ impl Plugin for HostLocal {
     /// `cnitool gc` sends it) only allocations whose recorded netns is gone go: its path no
     /// longer exists or names another netns.
     fn gc(&self, req: &Request) -> Result<(), Error> {
-        let data_dir = Config::data_dir_of(req)?;
+        let data_dir = Config::data_dir_of(req);
         if !data_dir.join(&req.conf.name).is_dir() {
             return Ok(());
         }
@@ -183,7 +183,10 @@ pub fn read_request(req: &Request) -> Result<(), Error> {
             Ok(())
         }
         // Only name and dataDir, so that ranges that no longer validate can be released.
-        Command::Del | Command::Gc => Config::data_dir_of(req).map(drop),
+        Command::Del | Command::Gc => {
+            Config::data_dir_of(req);
+            Ok(())
+        }
         Command::Version => Ok(()),
     }
 }
