@@ -16,7 +16,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use cni::skel::{Invocation, read_invocation};
-use cni::{CniResult, Env, Error, Plugin, Request, Version};
+use cni::{CniResult, Command, Env, Error, Plugin, Request, Version};
 use cni_dns::control;
 use cni_dns::server::engine::{Engine, Outcome};
 use cni_dns::server::records::Records;
@@ -192,7 +192,14 @@ fn invoke(
             if let Some(prev) = &req.conf.prev_result {
                 check_conversions(prev);
             }
-            read(&req)
+            let read = read(&req);
+            // DEL reads leniently: whatever else is wrong with a config (changed since the
+            // ADD, say), it must still find and remove what the ADD made
+            // (docs/architecture.md: DEL always succeeds when nothing is left to delete).
+            if let (Command::Del, Err(e)) = (req.command(), &read) {
+                panic!("DEL failed to read its request: code {}: {}", e.code, e.msg);
+            }
+            read
         }
         Err(e) => Err(e),
     };
