@@ -96,19 +96,21 @@ mod tests {
 
     #[test]
     fn shared_locks_coexist_and_keep_the_exclusive_one_out() {
+        // Two files: a waiter that timed out keeps waiting on its helper thread, and would
+        // take the lock of the first file once the shared holders let go.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lock");
-        let first = open(&path);
-        let second = open(&path);
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let first = open(&a);
+        let second = open(&a);
         lock_shared_within(&first, Duration::from_secs(1)).unwrap();
         lock_shared_within(&second, Duration::from_secs(1)).unwrap();
-        let exclusive = open(&path);
+        let exclusive = open(&a);
         let err = lock_within(&exclusive, Duration::from_millis(100)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
-        drop((first, second));
-        let late = open(&path);
-        lock_within(&late, Duration::from_secs(1)).unwrap();
-        let shared = open(&path);
+
+        let holder = open(&b);
+        lock_within(&holder, Duration::from_secs(1)).unwrap();
+        let shared = open(&b);
         let err = lock_shared_within(&shared, Duration::from_millis(100)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
     }
