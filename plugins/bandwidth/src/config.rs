@@ -47,6 +47,7 @@ impl Entry {
                 }),
             }
         };
+        refuse_subnet_keys(obj, source)?;
         Ok(Entry {
             ingress_rate: get("ingressRate")?,
             ingress_burst: get("ingressBurst")?,
@@ -61,6 +62,24 @@ impl Entry {
             || self.egress_rate.is_some()
             || self.egress_burst.is_some()
     }
+}
+
+/// The reference (from v1.6) can leave traffic of some subnets unshaped (`unshapedSubnets`)
+/// or shape only some (`shapedSubnets`); this plugin shapes everything, so a config that
+/// asks for either is refused (code 7) rather than shaped otherwise than it says.
+fn refuse_subnet_keys(obj: &Map<String, Value>, source: &str) -> Result<(), Error> {
+    for key in ["unshapedSubnets", "shapedSubnets"] {
+        let asked = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key));
+        if let Some((name, value)) = asked
+            && !(value.is_null() || value.as_array().is_some_and(Vec::is_empty))
+        {
+            return Err(Error::invalid_config(format!(
+                "{source}{name}: shaping by subnet is not supported by this bandwidth plugin \
+                 (it shapes all traffic of the container); remove the key"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Config {
@@ -200,11 +219,21 @@ mod tests {
                 json!({"runtimeConfig": {"bandwidth": {"ingressRate": 1000}}}),
                 "runtimeConfig.bandwidth.ingressBurst",
             ),
+            (
+                json!({"ingressRate": 800, "ingressBurst": 800, "unshapedSubnets": ["10.0.0.0/8"]}),
+                "unshapedSubnets",
+            ),
+            (
+                json!({"runtimeConfig": {"bandwidth": {"shapedSubnets": ["10.0.0.0/8"]}}}),
+                "runtimeConfig.bandwidth.shapedSubnets",
+            ),
         ] {
             let e = parse(extra.clone()).unwrap_err();
             assert_eq!(e.code, code::INVALID_NETWORK_CONFIG, "{extra}");
             assert!(e.msg.contains(needle), "{extra}: {}", e.msg);
         }
+        // Empty lists ask for nothing.
+        parse(json!({"unshapedSubnets": [], "shapedSubnets": null})).unwrap();
         for bad in [
             json!({"ingressRate": -1}),
             json!({"egressBurst": "lots"}),
