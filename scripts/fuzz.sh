@@ -6,6 +6,7 @@
 #   scripts/fuzz.sh                         # every target, 60 s each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh bridge portmap
 #   FUZZ_UPDATE_CORPUS=1 scripts/fuzz.sh    # then keep what reaches new code in fuzz/corpus
+#   FUZZ_UPDATE_CORPUS=rebuild scripts/fuzz.sh  # then minimize fuzz/corpus anew (all of it)
 # A crash becomes a regression: fix it, copy the input into fuzz/regressions/<target>/ (which
 # `cargo test` replays, as it does fuzz/corpus), and write a unit test next to the fix.
 set -euo pipefail
@@ -61,6 +62,47 @@ update_corpus() {
         fi
     done
     rm -rf "$base" "$before"
+}
+
+# Minimizes the whole checked-in corpus anew from itself and the working corpora: what
+# the plugins' shared reading covers into fuzz/corpus/common (merged with the loopback
+# target, which reads nothing of its own), then per plugin only what adds to it, and
+# control's apart. Additions over many runs leave inputs whose edges later ones cover too;
+# this drops them, at the price of a diff touching most files.
+rebuild_corpus() {
+    local bins all common t base
+    bins="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
+    (cd fuzz && cargo +nightly fuzz build "${build_flags[@]}")
+    all=$(mktemp -d)
+    common=$(mktemp -d)
+    for t in "${plugin_targets[@]}" common; do
+        cp fuzz/corpus/"$t"/* fuzz/target/work-corpus/"$t"/* "$all"/ 2>/dev/null || true
+    done
+    "$bins/loopback" -merge=1 -use_counters=0 -max_len=8192 "$common" "$all"
+    for t in "${plugin_targets[@]}"; do
+        base=$(mktemp -d)
+        cp "$common"/* "$base"/
+        mkdir -p "$all.$t"
+        cp fuzz/corpus/"$t"/* fuzz/target/work-corpus/"$t"/* "$all.$t"/ 2>/dev/null || true
+        "$bins/$t" -merge=1 -use_counters=0 -max_len=8192 "$base" "$all.$t"
+        rm -rf "fuzz/corpus/$t" "$all.$t"
+        mkdir -p "fuzz/corpus/$t"
+        for f in "$base"/*; do
+            if [ ! -e "$common/$(basename "$f")" ]; then
+                cp "$f" "fuzz/corpus/$t/"
+            fi
+        done
+        rm -rf "$base"
+    done
+    rm -rf fuzz/corpus/common
+    cp -r "$common" fuzz/corpus/common
+    base=$(mktemp -d)
+    mkdir -p "$all.control"
+    cp fuzz/corpus/control/* fuzz/target/work-corpus/control/* "$all.control"/ 2>/dev/null || true
+    "$bins/control" -merge=1 -use_counters=0 -max_len=8192 "$base" "$all.control"
+    rm -rf fuzz/corpus/control
+    cp -r "$base" fuzz/corpus/control
+    rm -rf "$all" "$all.control" "$common" "$base"
 }
 
 crashed=()
@@ -119,6 +161,14 @@ for target in "${targets[@]}"; do
             "$(find "fuzz/corpus/$target" -type f -exec cat {} + | wc -c) bytes"
     fi
 done
+
+if [ "${FUZZ_UPDATE_CORPUS:-0}" = rebuild ] && [ "${#crashed[@]}" -eq 0 ]; then
+    echo "== minimizing fuzz/corpus anew"
+    mkdir -p fuzz/target/logs
+    rebuild_corpus >fuzz/target/logs/rebuild-corpus.log 2>&1
+    echo "   $(find fuzz/corpus -type f | wc -l) inputs," \
+        "$(find fuzz/corpus -type f -exec cat {} + | wc -c) bytes"
+fi
 
 if [ "${#crashed[@]}" -gt 0 ]; then
     echo "== crashed: ${crashed[*]}"
