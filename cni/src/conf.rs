@@ -66,6 +66,18 @@ impl NetConf {
     /// Reads the shared keys from stdin bytes. Decoding problems are code 6, an unknown
     /// `cniVersion` is code 1 and a bad `name` is code 7.
     pub fn from_bytes(bytes: &[u8]) -> Result<NetConf, Error> {
+        NetConf::read(bytes, false)
+    }
+
+    /// [`NetConf::from_bytes`] for DEL: a `prevResult` that does not decode is dropped (with a
+    /// warning) instead of failing, as the reference's DEL never decodes it. DEL must clean up
+    /// whatever the runtime cached, and every plugin's DEL works without a `prevResult`; a
+    /// failing DEL would be retried forever and leak.
+    pub fn from_bytes_for_del(bytes: &[u8]) -> Result<NetConf, Error> {
+        NetConf::read(bytes, true)
+    }
+
+    fn read(bytes: &[u8], lenient_prev: bool) -> Result<NetConf, Error> {
         let raw: Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::decoding(format!("decode network config: {e}")))?;
         if !raw.is_object() {
@@ -84,10 +96,14 @@ impl NetConf {
         validate_network_name(&wire.name)?;
         let prev_result = match wire.prev_result {
             Some(Value::Null) | None => None,
-            Some(v) => Some(
-                CniResult::from_value(v, cni_version)
-                    .map_err(|e| e.context("decode prevResult"))?,
-            ),
+            Some(v) => match CniResult::from_value(v, cni_version) {
+                Ok(prev) => Some(prev),
+                Err(e) if lenient_prev => {
+                    log::warn!("ignoring a prevResult that does not decode: {}", e.msg);
+                    None
+                }
+                Err(e) => return Err(e.context("decode prevResult")),
+            },
         };
         Ok(NetConf {
             cni_version,
@@ -203,6 +219,19 @@ mod tests {
             bad(r#"{"cniVersion":"1.0.0","name":"a/b"}"#),
             code::INVALID_NETWORK_CONFIG
         );
+    }
+
+    #[test]
+    fn a_prev_result_that_does_not_decode_fails_everything_but_del() {
+        let bytes = br#"{"cniVersion":"1.0.0","name":"n","type":"bridge",
+                        "prevResult":{"ips":"not a list"}}"#;
+        let e = NetConf::from_bytes(bytes).unwrap_err();
+        assert_eq!(e.code, code::DECODING_FAILURE, "{}", e.msg);
+        assert!(e.msg.contains("prevResult"), "{}", e.msg);
+        let for_del = NetConf::from_bytes_for_del(bytes).unwrap();
+        assert!(for_del.prev_result.is_none());
+        // Everything else is as strict for DEL.
+        assert!(NetConf::from_bytes_for_del(br#"{"cniVersion":"9","name":"n"}"#).is_err());
     }
 
     #[test]

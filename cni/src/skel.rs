@@ -190,7 +190,11 @@ pub fn read_invocation(
         return Ok(Invocation::Version(version_reply(plugin, &bytes)));
     }
     read.map_err(|e| Error::io(format!("read network config from stdin: {e}")))?;
-    let conf = NetConf::from_bytes(&bytes)?;
+    let conf = if cmd.command == Command::Del {
+        NetConf::from_bytes_for_del(&bytes)?
+    } else {
+        NetConf::from_bytes(&bytes)?
+    };
     *version_hint = conf.cni_version;
     check_version(plugin, cmd.command, conf.cni_version)?;
     Ok(Invocation::Command(Box::new(Request {
