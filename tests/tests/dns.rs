@@ -586,6 +586,8 @@ fn gc_removes_stale_records_and_the_sidecar_exits_with_the_last_network() {
     );
     let mut gc = env.conf("neta", "1.1.0", None);
     gc["cni.dev/valid-attachments"] = json!([{"containerID": ID2, "ifname": "eth0"}]);
+    // GC reads only where the records are: a config broken since the ADDs still collects.
+    gc["domainName"] = json!("not a domain!");
     env.sb
         .call(plugin_bin("dnsname"), "GC")
         .stdin_json(&gc)

@@ -1,22 +1,25 @@
 //! GC: the records of attachments not in `cni.dev/valid-attachments` go, in one pass under
-//! the network's lock; a running sidecar forgets each.
+//! the network's lock; a running sidecar forgets each. Like DEL it reads only where the
+//! records are, so a config that no longer validates (a `domainName` changed since) still
+//! collects.
 
 use std::collections::HashSet;
 
 use cni::{Attachment as GcAttachment, Error, Request};
 use cni_dns::store::{Attachment, NetworkStore};
 
-use crate::config::Config;
+use crate::config::del_paths;
 use crate::{forget, store_error};
 
 pub fn gc(req: &Request) -> Result<(), Error> {
-    let config = Config::from_request(req)?;
     let Some(valid) = &req.conf.valid_attachments else {
         return Ok(());
     };
-    let Some(store) =
-        NetworkStore::open_existing(&config.paths, &config.network).map_err(store_error)?
-    else {
+    let Some(paths) = del_paths(req) else {
+        return Ok(());
+    };
+    let network = &req.conf.name;
+    let Some(store) = NetworkStore::open_existing(&paths, network).map_err(store_error)? else {
         return Ok(());
     };
     let keep: HashSet<String> = valid
@@ -40,8 +43,8 @@ pub fn gc(req: &Request) -> Result<(), Error> {
         }
     }
     for key in removed {
-        log::info!("gc: removed the DNS record {key} of {}", config.network);
-        forget(&config.paths, &config.network, key)?;
+        log::info!("gc: removed the DNS record {key} of {network}");
+        forget(&paths, network, key)?;
     }
     Ok(())
 }

@@ -15,9 +15,9 @@ pub fn read_request(req: &Request) -> Result<(), Error> {
             let config = Config::from_request(req)?;
             expected(req, &config).map(drop)
         }
-        Command::Gc | Command::Status => Config::from_request(req).map(drop),
-        // DEL reads `dataDir` alone, leniently.
-        Command::Del => {
+        Command::Status => Config::from_request(req).map(drop),
+        // DEL and GC read `dataDir` alone, leniently.
+        Command::Del | Command::Gc => {
             del_paths(req);
             Ok(())
         }
