@@ -1,5 +1,5 @@
-//! File locks (flock), exclusive or shared, waited for a bounded time: a holder that hangs must turn
-//! into a clear "try again later", not a runtime call that never returns.
+//! File locks (flock), exclusive or shared, waited for a bounded time: a holder that hangs
+//! must turn into a clear "try again later", not a runtime call that never returns.
 
 use std::fs::{File, TryLockError};
 use std::io;

@@ -1,6 +1,7 @@
 //! TCP: one task per connection, at most `max_connections` at once and an eighth of them per
-//! client address (further connections are closed at once), each bounded in time: a connection idle longer than the timeout, or
-//! sending a message slower than it, is closed, so one slow client never holds others up.
+//! client address (further connections are closed at once), each bounded in time: a
+//! connection idle longer than the timeout, or sending a message slower than it, is closed,
+//! so one slow client never holds others up.
 //! Messages on a connection are answered in order; a zero length, a message that cannot be
 //! answered or a framing error closes the connection (never a loop on a dead socket).
 
