@@ -138,6 +138,22 @@ mod tests {
         .unwrap()
     }
 
+    /// [`allocate`] for container `id` on eth0, with no netns recorded.
+    fn alloc(
+        locked: &Locked<'_>,
+        sets: &[RangeSet],
+        id: &str,
+        requested: &[IpAddr],
+    ) -> Result<Vec<Allocated>> {
+        allocate(
+            locked,
+            sets,
+            &AttachmentKey::new(id, "eth0"),
+            &NetnsRecord::default(),
+            requested,
+        )
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
@@ -148,35 +164,14 @@ mod tests {
         let store = Store::open(dir.path(), "n").unwrap();
         let locked = store.lock().unwrap();
         let sets = [set("10.0.0.0/29")];
-        let a = allocate(
-            &locked,
-            &sets,
-            &AttachmentKey::new("a", "eth0"),
-            &NetnsRecord::default(),
-            &[],
-        )
-        .unwrap();
+        let a = alloc(&locked, &sets, "a", &[]).unwrap();
         assert_eq!(a[0].address.to_string(), "10.0.0.2/29");
         assert_eq!(a[0].gateway, ip("10.0.0.1"));
-        let b = allocate(
-            &locked,
-            &sets,
-            &AttachmentKey::new("b", "eth0"),
-            &NetnsRecord::default(),
-            &[],
-        )
-        .unwrap();
+        let b = alloc(&locked, &sets, "b", &[]).unwrap();
         assert_eq!(b[0].address.ip(), ip("10.0.0.3"));
         locked.release(&AttachmentKey::new("a", "eth0")).unwrap();
         // Round robin: the freed .2 is not reused before the range wraps.
-        let c = allocate(
-            &locked,
-            &sets,
-            &AttachmentKey::new("c", "eth0"),
-            &NetnsRecord::default(),
-            &[],
-        )
-        .unwrap();
+        let c = alloc(&locked, &sets, "c", &[]).unwrap();
         assert_eq!(c[0].address.ip(), ip("10.0.0.4"));
     }
 
@@ -186,14 +181,7 @@ mod tests {
         let store = Store::open(dir.path(), "n").unwrap();
         let locked = store.lock().unwrap();
         let sets = [set("10.0.0.0/24"), set("fd00::/64")];
-        let got = allocate(
-            &locked,
-            &sets,
-            &AttachmentKey::new("a", "eth0"),
-            &NetnsRecord::default(),
-            &[],
-        )
-        .unwrap();
+        let got = alloc(&locked, &sets, "a", &[]).unwrap();
         assert_eq!(got[0].address.to_string(), "10.0.0.2/24");
         assert_eq!(got[1].address.to_string(), "fd00::2/64");
     }
@@ -204,27 +192,13 @@ mod tests {
         let store = Store::open(dir.path(), "n").unwrap();
         let locked = store.lock().unwrap();
         let sets = [set("10.0.0.0/30")];
-        let a = AttachmentKey::new("a", "eth0");
-        allocate(&locked, &sets, &a, &NetnsRecord::default(), &[]).unwrap();
-        let dup = allocate(&locked, &sets, &a, &NetnsRecord::default(), &[]).unwrap_err();
+        alloc(&locked, &sets, "a", &[]).unwrap();
+        let dup = alloc(&locked, &sets, "a", &[]).unwrap_err();
         assert!(matches!(dup, StoreError::AlreadyAllocated { .. }), "{dup}");
-        let full = allocate(
-            &locked,
-            &sets,
-            &AttachmentKey::new("b", "eth0"),
-            &NetnsRecord::default(),
-            &[],
-        )
-        .unwrap_err();
+        let full = alloc(&locked, &sets, "b", &[]).unwrap_err();
         assert!(matches!(full, StoreError::Exhausted { .. }), "{full}");
         for bad in ["10.0.0.2", "10.0.0.1", "192.168.1.1"] {
-            let e = allocate(
-                &locked,
-                &sets,
-                &AttachmentKey::new("c", "eth0"),
-                &NetnsRecord::default(),
-                &[ip(bad)],
-            );
+            let e = alloc(&locked, &sets, "c", &[ip(bad)]);
             assert!(matches!(e, Err(StoreError::Unavailable { .. })), "{bad}");
         }
         assert_eq!(locked.scan().unwrap().len(), 1);
@@ -236,23 +210,10 @@ mod tests {
         let store = Store::open(dir.path(), "n").unwrap();
         let locked = store.lock().unwrap();
         let sets = [set("10.0.0.0/24"), set("fd00::/64")];
-        let got = allocate(
-            &locked,
-            &sets,
-            &AttachmentKey::new("a", "eth0"),
-            &NetnsRecord::default(),
-            &[ip("fd00::99"), ip("10.0.0.50")],
-        )
-        .unwrap();
+        let got = alloc(&locked, &sets, "a", &[ip("fd00::99"), ip("10.0.0.50")]).unwrap();
         assert_eq!(got[0].address.ip(), ip("10.0.0.50"));
         assert_eq!(got[1].address.ip(), ip("fd00::99"));
-        let two_in_one = allocate(
-            &locked,
-            &sets,
-            &AttachmentKey::new("b", "eth0"),
-            &NetnsRecord::default(),
-            &[ip("10.0.0.60"), ip("10.0.0.61")],
-        );
+        let two_in_one = alloc(&locked, &sets, "b", &[ip("10.0.0.60"), ip("10.0.0.61")]);
         assert!(two_in_one.is_err());
     }
 }
