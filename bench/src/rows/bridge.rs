@@ -13,12 +13,11 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{CNI_VERSION, Derived, Instance, Params, Row, container_id};
+use super::{CNI_VERSION, Derived, Instance, Params, Row, container_id, run_text};
 use crate::chain::{Chain, ChainRun};
 use crate::error::{Context, Error, Result};
 use crate::exec::Invocation;
@@ -306,22 +305,4 @@ impl Instance for BridgeInstance {
     fn teardown(&mut self, _sandbox: &Sandbox) -> Result<()> {
         self.check_counts()
     }
-}
-
-/// Runs a command (from the machine's namespaces) and returns its stdout; failing is an
-/// error with its stderr.
-fn run_text(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| Error::msg(format!("cannot run {program}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::msg(format!(
-            "{program} {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Context, Error, Result};
 use crate::exec::Invocation;
 use crate::sandbox::{HostNs, Netns, Sandbox};
-use crate::side::Side;
+use crate::side::{Impl, Side};
 
 pub use floor::Floor;
 pub use host_local::HostLocal;
@@ -203,6 +203,34 @@ pub fn addresses_in(store: &Path) -> Result<usize> {
                 .is_some_and(|n| n.parse::<std::net::IpAddr>().is_ok())
         })
         .count())
+}
+
+/// How many DNAT targets in 10.`subnet_octet`.0.0/16 the port mappings of the host netns
+/// `host` have: elements of our `dnat4_any` map, or the reference's DNAT rules.
+pub fn dnat_targets(host: &str, which: Impl, subnet_octet: u8) -> Result<usize> {
+    let target = format!("10.{subnet_octet}.");
+    Ok(match which {
+        Impl::Ours => run_text(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                host,
+                "nft",
+                "list",
+                "map",
+                "inet",
+                "cni_portmap",
+                "dnat4_any",
+            ],
+        )?
+        .matches(&format!(": {target}"))
+        .count(),
+        Impl::Reference => run_text("ip", &["netns", "exec", host, "iptables-save", "-t", "nat"])?
+            .lines()
+            .filter(|l| l.contains(&format!("--to-destination {target}")))
+            .count(),
+    })
 }
 
 /// Runs a command (from the machine's namespaces) and returns its stdout; failing is an

@@ -10,12 +10,11 @@
 //! The rows are measured interleaved, iteration by iteration, so the growth lines compare
 //! figures taken under the same conditions.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{CNI_VERSION, Derived, Instance, Params, Row, container_id};
+use super::{CNI_VERSION, Derived, Instance, Params, Row, container_id, dnat_targets, run_text};
 use crate::chain::{Chain, ChainRun};
 use crate::error::{Context, Error, Result};
 use crate::exec::Invocation;
@@ -261,32 +260,7 @@ impl PortmapInstance {
         )?
         .lines()
         .count();
-        let target = format!("10.{}.", self.subnet_octet);
-        let mapped = match self.side.which {
-            Impl::Ours => {
-                let map = run_text(
-                    "ip",
-                    &[
-                        "netns",
-                        "exec",
-                        host,
-                        "nft",
-                        "list",
-                        "map",
-                        "inet",
-                        "cni_portmap",
-                        "dnat4_any",
-                    ],
-                )?;
-                map.matches(&format!(": {target}")).count()
-            }
-            Impl::Reference => {
-                run_text("ip", &["netns", "exec", host, "iptables-save", "-t", "nat"])?
-                    .lines()
-                    .filter(|l| l.contains(&format!("--to-destination {target}")))
-                    .count()
-            }
-        };
+        let mapped = dnat_targets(host, self.side.which, self.subnet_octet)?;
         if ports == self.containers && mapped == self.containers {
             return Ok(());
         }
@@ -324,22 +298,4 @@ fn portmap_step(run: &ChainRun) -> Result<Duration> {
         .find(|(ty, _)| ty == "portmap")
         .map(|(_, d)| *d)
         .ok_or_else(|| Error::msg("the list ran no portmap"))
-}
-
-/// Runs a command (from the machine's namespaces) and returns its stdout; failing is an
-/// error with its stderr.
-fn run_text(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| Error::msg(format!("cannot run {program}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::msg(format!(
-            "{program} {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{
-    CNI_VERSION, Derived, Instance, Params, Row, addresses_in, container_id, pod_invocation,
-    run_text, settle,
+    CNI_VERSION, Derived, Instance, Params, Row, addresses_in, container_id, dnat_targets,
+    pod_invocation, run_text, settle,
 };
 use crate::chain::{Chain, ChainRun};
 use crate::error::{Context, Error, Result};
@@ -305,32 +305,7 @@ impl PtpInstance {
 
     /// How many DNAT targets in the network the node's port mappings have.
     fn mapped(&self) -> Result<usize> {
-        let host = self.host.netns().name();
-        let target = format!("10.{}.", self.subnet_octet);
-        Ok(match self.side.which {
-            Impl::Ours => run_text(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    host,
-                    "nft",
-                    "list",
-                    "map",
-                    "inet",
-                    "cni_portmap",
-                    "dnat4_any",
-                ],
-            )?
-            .matches(&format!(": {target}"))
-            .count(),
-            Impl::Reference => {
-                run_text("ip", &["netns", "exec", host, "iptables-save", "-t", "nat"])?
-                    .lines()
-                    .filter(|l| l.contains(&format!("--to-destination {target}")))
-                    .count()
-            }
-        })
+        dnat_targets(self.host.netns().name(), self.side.which, self.subnet_octet)
     }
 }
 
