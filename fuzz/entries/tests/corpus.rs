@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cni_fuzz_entries::{COMMON, PLUGINS, TARGETS, run};
+use cni_fuzz_entries::{COMMON, PLUGINS, run, targets};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,7 +56,7 @@ fn every_corpus_input_runs_without_a_panic() {
     );
     let mut failures = Vec::new();
     let mut ran = replay("corpus", COMMON, PLUGINS, &mut failures);
-    for target in TARGETS {
+    for target in targets() {
         ran += replay("corpus", target, &[target], &mut failures);
     }
     assert!(
@@ -72,7 +72,7 @@ fn every_corpus_input_runs_without_a_panic() {
 fn every_regression_runs_without_a_panic() {
     let mut failures = Vec::new();
     let mut ran = 0;
-    for target in TARGETS {
+    for target in targets() {
         ran += replay("regressions", target, &[target], &mut failures);
     }
     assert!(
@@ -94,7 +94,7 @@ fn every_corpus_directory_is_a_target() {
             let name = dir.expect("list the fuzz directory").file_name();
             let name = name.to_string_lossy();
             assert!(
-                TARGETS.contains(&name.as_ref()) || (kind == "corpus" && name == COMMON),
+                targets().any(|t| t == name.as_ref()) || (kind == "corpus" && name == COMMON),
                 "fuzz/{kind}/{name} names no target: its files would never run"
             );
         }
