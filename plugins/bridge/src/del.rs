@@ -47,7 +47,7 @@ pub fn del(req: &Request) -> Result<(), Error> {
     match errors.len() {
         0 => states
             .remove(req.container_id(), req.ifname())
-            .map_err(|e| Error::io(e.to_string())),
+            .map_err(plugin_kit::state_error),
         1 => Err(errors.remove(0)),
         _ => {
             let msgs: Vec<String> = errors.iter().map(|e| e.msg.clone()).collect();
@@ -124,7 +124,7 @@ pub fn gc(req: &Request) -> Result<(), Error> {
     let states = state_dir(req);
     let mut errors = Vec::new();
     let mut nft = NftSession::default();
-    let all: Vec<AttachmentState> = states.list().map_err(|e| Error::io(e.to_string()))?;
+    let all: Vec<AttachmentState> = states.list().map_err(plugin_kit::state_error)?;
     for state in all {
         if !is_stale(
             req,

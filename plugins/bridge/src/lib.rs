@@ -51,7 +51,7 @@ impl AttachmentState {
     fn save(&self, cfg: &Config, req: &Request) -> Result<(), Error> {
         StateDir::new(&cfg.data_dir, &cfg.network)
             .save(req.container_id(), req.ifname(), self)
-            .map_err(|e| Error::io(e.to_string()))
+            .map_err(plugin_kit::state_error)
     }
 }
 

@@ -35,7 +35,7 @@ pub fn add(req: &Request) -> Result<CniResult, Error> {
     // Recorded first: a DEL after a half-done ADD then knows what to take back.
     states(req, &cfg.data_dir)
         .save(req.container_id(), req.ifname(), &state)
-        .map_err(|e| Error::io(e.to_string()))?;
+        .map_err(plugin_kit::state_error)?;
     let mut undo = Undo::new();
     let (data_dir, network, recorded) =
         (cfg.data_dir.clone(), req.conf.name.clone(), state.clone());

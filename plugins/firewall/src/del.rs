@@ -41,7 +41,7 @@ pub fn del(req: &Request) -> Result<(), Error> {
     };
     release(&data_dir, &req.conf.name, &state, origin)?;
     dir.remove(req.container_id(), req.ifname())
-        .map_err(|e| Error::io(e.to_string()))
+        .map_err(plugin_kit::state_error)
 }
 
 /// Takes back one attachment's rules, whatever is already gone. Every step is tried.

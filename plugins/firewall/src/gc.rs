@@ -14,7 +14,7 @@ pub fn gc(req: &Request) -> Result<(), Error> {
     let data_dir = Config::data_dir_of(req);
     let _lock = lock(&data_dir)?;
     let dir = states(req, &data_dir);
-    let all: Vec<AttachmentState> = dir.list().map_err(|e| Error::io(e.to_string()))?;
+    let all: Vec<AttachmentState> = dir.list().map_err(plugin_kit::state_error)?;
     let mut teardown = Teardown::new();
     for state in all {
         if !is_stale(

@@ -246,7 +246,7 @@ fn del(req: &Request) -> Result<(), Error> {
     }
     states
         .remove(req.container_id(), req.ifname())
-        .map_err(|e| Error::io(e.to_string()))
+        .map_err(plugin_kit::state_error)
 }
 
 /// DEL without a state file: nothing was recorded, so nothing of ours should exist. If the
@@ -327,7 +327,7 @@ fn describe(mappings: &[Mapping]) -> String {
 fn gc(req: &Request) -> Result<(), Error> {
     let data_dir = config::data_dir_of(req);
     let states = state::dir(&data_dir, &req.conf.name);
-    let all: Vec<AttachmentState> = states.list().map_err(|e| Error::io(e.to_string()))?;
+    let all: Vec<AttachmentState> = states.list().map_err(plugin_kit::state_error)?;
     let mut errors = Vec::new();
     for s in &all {
         if !plugin_kit::is_stale(req, &s.container_id, &s.ifname, &s.netns, &s.netns_id) {
