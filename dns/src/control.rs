@@ -70,9 +70,17 @@ pub enum ControlError {
 /// Sends one request and returns the detail of its `ok` reply.
 pub fn call(paths: &Paths, request: &Request, timeout: Duration) -> Result<String, ControlError> {
     let path = paths.control_socket();
-    let io = |source| ControlError::Io {
-        path: path.clone(),
-        source,
+    // A sidecar that is exiting closes its listener: a connection still in its backlog is
+    // reset, and one it accepted is closed unanswered. Either way it is no longer running
+    // (requests are idempotent, so the caller may start another and ask again).
+    let io = |source: std::io::Error| match source.kind() {
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof => {
+            ControlError::NotRunning(source)
+        }
+        _ => ControlError::Io {
+            path: path.clone(),
+            source,
+        },
     };
     let mut stream = match UnixStream::connect(&path) {
         Ok(s) => s,
@@ -255,6 +263,19 @@ mod tests {
             Duration::from_millis(100),
         )
         .unwrap_err();
+        assert!(matches!(err, ControlError::NotRunning(_)), "{err}");
+    }
+
+    /// What an exiting sidecar does to a caller (reset, broken pipe or end of stream,
+    /// depending on who is first) reads as not running, so `ensure` starts another.
+    #[test]
+    fn a_connection_closed_unanswered_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let listener = std::os::unix::net::UnixListener::bind(paths.control_socket()).unwrap();
+        let closer = std::thread::spawn(move || drop(listener.accept().unwrap()));
+        let err = call(&paths, &Request::Ping, Duration::from_secs(5)).unwrap_err();
+        closer.join().unwrap();
         assert!(matches!(err, ControlError::NotRunning(_)), "{err}");
     }
 }
