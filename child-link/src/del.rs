@@ -13,9 +13,9 @@ use crate::kernel_error;
 /// master that is gone, still cleans up.
 ///
 /// The link's addresses go first, so they are off it before IPAM hands them out again; then
-/// IPAM's DEL runs while the link is renamed away and its deletion handed to a child process
-/// (the kernel's unregistration takes tens of ms of RCU grace periods; see
-/// [`Netlink::delete_link_detached`]). A link of another kind under that name is not ours and
+/// IPAM's DEL runs while the link is renamed away; its deletion is sent once this process
+/// has exited (the kernel's unregistration takes tens of ms of RCU grace periods; see
+/// [`Netlink::delete_link_after_exit`]). A link of another kind under that name is not ours and
 /// is left alone.
 pub fn del(req: &Request, kind: &str) -> Result<(), Error> {
     let link = find_and_empty(req, kind);
@@ -26,7 +26,7 @@ pub fn del(req: &Request, kind: &str) -> Result<(), Error> {
         .map(|ipam| Pending::start(ipam, Command::Del, req));
     let link = match link {
         Ok(Some((mut ctr, index))) => ctr
-            .delete_link_detached(index)
+            .delete_link_after_exit(index)
             .map(drop)
             .map_err(|e| kernel_error(e).context(format!("delete {kind} {}", req.ifname()))),
         Ok(None) => Ok(()),

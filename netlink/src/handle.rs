@@ -23,10 +23,10 @@ impl Netlink {
         })
     }
 
-    /// Opens a socket inside `ns`, from a short-lived thread that enters it. The socket
-    /// stays in `ns` and can be used from any thread.
+    /// Opens a socket inside `ns` ([`NetNs::open_inside`]). The socket stays in `ns` and
+    /// can be used from any thread.
     pub fn in_netns(ns: &NetNs) -> Result<Netlink> {
-        ns.run(Netlink::host)?
+        ns.open_inside(Netlink::host)?
     }
 
     /// Opens a socket inside `ns` and runs `f` there, in the same thread trip: `f` may do

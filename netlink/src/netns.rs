@@ -1,9 +1,11 @@
 //! Network namespace handles, and running code inside a namespace on a dedicated thread.
 //!
 //! A namespace is held by an open file, never by its path: a path can be unmounted
-//! underneath us, the file keeps the namespace alive. `setns` only ever happens on a fresh
-//! thread that exits right afterwards, so no thread of the process (and no pooled thread)
-//! is left in a foreign namespace.
+//! underneath us, the file keeps the namespace alive. Code runs inside a namespace on a
+//! fresh thread that exits right afterwards ([`NetNs::run`]), so no thread of the process
+//! (and no pooled thread) is left in a foreign namespace. The one exception is opening a
+//! socket there ([`NetNs::open_inside`]): the calling thread enters, opens and comes back,
+//! or the process aborts.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -142,6 +144,41 @@ impl NetNs {
                 .map_err(Error::SpawnThread)?;
             join(handle)
         })
+    }
+}
+
+impl NetNs {
+    /// Runs `open`, which only opens descriptors (a socket keeps the namespace it was
+    /// opened in), with the calling thread inside the namespace, then brings the thread
+    /// back. Spawning and joining a thread for this costs 70 to 200 µs on a small VM, the
+    /// two `setns` 20 µs. A thread that cannot come back aborts the process: nothing may
+    /// go on in the wrong namespace.
+    pub fn open_inside<T>(&self, open: impl FnOnce() -> T) -> Result<T> {
+        let home = File::open(THREAD_SELF_NETNS).map_err(|source| Error::OpenNetns {
+            path: THREAD_SELF_NETNS.into(),
+            source,
+        })?;
+        nix::sched::setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+            Error::EnterNetns {
+                path: self.path.clone(),
+                source: e.into(),
+            }
+        })?;
+        let _back = ComeBack(home);
+        Ok(open())
+    }
+}
+
+/// Brings the calling thread back to its own namespace when dropped (a panic in between
+/// included).
+struct ComeBack(File);
+
+impl Drop for ComeBack {
+    fn drop(&mut self) {
+        if let Err(e) = nix::sched::setns(self.0.as_fd(), CloneFlags::CLONE_NEWNET) {
+            log::error!("cannot return to this thread's own network namespace: {e}");
+            std::process::abort();
+        }
     }
 }
 

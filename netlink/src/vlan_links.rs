@@ -258,30 +258,28 @@ impl Netlink {
         Ok(addresses.len())
     }
 
-    /// Takes link `index` out of service at once and deletes it without waiting for the
-    /// kernel: its addresses are removed and it is renamed out of the way (so its name is
-    /// free again when this returns), then a forked child process sends the deletion and
-    /// waits for it, while the caller goes on. Unregistering a link blocks its sender for
-    /// RCU grace periods (10 to 30 ms on a small VM); a CNI plugin need not make the
-    /// runtime wait for that.
+    /// Takes link `index` out of service at once and deletes it once this process has
+    /// exited: its addresses are removed and it is renamed out of the way (so its name is
+    /// free again when this returns); the deletion is sent by the child that outlives the
+    /// process ([`crate::exit_handoff`]). Unregistering a link blocks its sender for RCU
+    /// grace periods (10 to 30 ms on a small VM); a CNI plugin need not make the runtime
+    /// wait for that, nor have it compete with the plugin's last steps. For processes
+    /// that exit soon, as plugins do.
     ///
     /// Falls back to an ordinary, waiting [`Netlink::delete_link`] when the link cannot be
-    /// renamed while up (kernels before 6.x answer EBUSY) or no child can be forked.
-    /// Returns whether a link was there. The child closes its standard streams at once,
-    /// so a runtime reading the caller's output is not kept waiting for it.
-    pub fn delete_link_detached(&mut self, index: u32) -> Result<bool> {
+    /// renamed while up (kernels before 6.x answer EBUSY) or the request cannot be handed
+    /// on. Returns whether a link was there.
+    pub fn delete_link_after_exit(&mut self, index: u32) -> Result<bool> {
         let dying = random_link_name(DYING_PREFIX)?;
-        self.delete_link_detached_as(index, &dying)
+        self.delete_link_after_exit_as(index, &dying)
     }
 
-    /// [`Netlink::delete_link_detached`] renaming the link to `dying` on its way out: a name
-    /// the caller can find again, should it be killed after the rename and before the child
-    /// sent the deletion.
-    pub fn delete_link_detached_as(&mut self, index: u32, dying: &str) -> Result<bool> {
+    /// [`Netlink::delete_link_after_exit`] renaming the link to `dying` on its way out: a
+    /// name the caller can find again, should the process be killed before the deletion
+    /// was sent.
+    pub fn delete_link_after_exit_as(&mut self, index: u32, dying: &str) -> Result<bool> {
         let what = || format!("delete link index {index}");
-        if self.get_link(index)?.is_none() {
-            return Ok(false);
-        }
+        // A link that is gone has no addresses, and the rename finds it missing.
         self.flush_addresses(index).map_err(|e| e.during(what()))?;
         match self.rename_link(index, dying) {
             Ok(()) => {}
@@ -291,19 +289,9 @@ impl Netlink {
                 return self.delete_link(index);
             }
         }
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        let mut header = NetlinkHeader::default();
-        // No NLM_F_ACK: the child exits without reading the answer.
-        header.flags = NLM_F_REQUEST;
-        let mut packet = NetlinkMessage::new(
-            header,
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(msg)),
-        );
-        packet.finalize();
-        let mut bytes = vec![0u8; packet.buffer_len()];
-        packet.serialize(&mut bytes);
-        if send_from_child(self.raw_fd(), &bytes) {
+        // SAFETY: the socket's descriptor is open for the duration of the borrow.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.raw_fd()) };
+        if crate::exit_handoff::send_after_exit(fd, del_link_request(index)) {
             Ok(true)
         } else {
             self.delete_link(index)
@@ -311,81 +299,20 @@ impl Netlink {
     }
 }
 
-/// Forks a child that sends `bytes` on netlink socket `fd` (the kernel handles a request
-/// within the send) and exits. Only async-signal-safe calls happen in the child, so this is
-/// sound in a multi-threaded process too. Returns false if the fork failed.
-///
-/// The child never holds the standard streams: around the fork they point at /dev/null (the
-/// caller's are put back at once), so a runtime reading the plugin's output to its end does
-/// not wait for the child to be scheduled and close its copies.
-fn send_from_child(fd: std::os::fd::RawFd, bytes: &[u8]) -> bool {
-    let saved = StdioAside::new();
-    // SAFETY: fork() itself is always safe to call; the child below only makes
-    // async-signal-safe system calls on memory and descriptors it inherited, and leaves
-    // with _exit, running no destructor and no atexit handler.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => false,
-        0 => {
-            // SAFETY: see above.
-            unsafe {
-                libc::setsid();
-                // /dev/null, and the parent's copies of its streams.
-                for stdio in (0..=2).chain(saved.saved) {
-                    if stdio >= 0 {
-                        libc::close(stdio);
-                    }
-                }
-                libc::send(fd, bytes.as_ptr().cast(), bytes.len(), 0);
-                libc::_exit(0)
-            }
-        }
-        _ => {
-            drop(saved);
-            true
-        }
-    }
-}
-
-/// The standard streams pointed at /dev/null until dropped, which puts them back. Whatever
-/// fails leaves them as they were.
-struct StdioAside {
-    saved: [libc::c_int; 3],
-}
-
-impl StdioAside {
-    fn new() -> StdioAside {
-        let mut saved = [-1; 3];
-        // SAFETY: open/fcntl/dup2/close on descriptors this process owns.
-        unsafe {
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-            if null < 0 {
-                return StdioAside { saved };
-            }
-            for (stdio, copy) in saved.iter_mut().enumerate() {
-                *copy = libc::fcntl(stdio as libc::c_int, libc::F_DUPFD_CLOEXEC, 3);
-                if *copy >= 0 {
-                    libc::dup2(null, stdio as libc::c_int);
-                }
-            }
-            libc::close(null);
-        }
-        StdioAside { saved }
-    }
-}
-
-impl Drop for StdioAside {
-    fn drop(&mut self) {
-        for (stdio, copy) in self.saved.iter().enumerate() {
-            if *copy >= 0 {
-                // SAFETY: puts back a descriptor this process duplicated, then closes the copy.
-                unsafe {
-                    libc::dup2(*copy, stdio as libc::c_int);
-                    libc::close(*copy);
-                }
-            }
-        }
-    }
+/// `RTM_DELLINK` of link `index`, without `NLM_F_ACK`: its sender exits without reading.
+fn del_link_request(index: u32) -> Vec<u8> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST;
+    let mut packet = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(msg)),
+    );
+    packet.finalize();
+    let mut bytes = vec![0u8; packet.buffer_len()];
+    packet.serialize(&mut bytes);
+    bytes
 }
 
 #[cfg(test)]
@@ -585,7 +512,7 @@ mod tests {
     }
 
     #[test]
-    fn detached_delete_frees_the_name_at_once() {
+    fn deleting_after_exit_frees_the_name_at_once() {
         let Some((host_ns, mut host)) = sandbox() else {
             return;
         };
@@ -601,19 +528,20 @@ mod tests {
         host.set_link_up(link.index).unwrap();
         host.add_address(link.index, "10.2.0.2/24".parse().unwrap())
             .unwrap();
-        assert!(host.delete_link_detached(link.index).unwrap());
-        // Gone under its name at once (renamed, or deleted in the foreground).
+        assert!(host.delete_link_after_exit(link.index).unwrap());
+        // Gone under its name at once: renamed, without addresses, deleted only once this
+        // process has exited.
         assert_eq!(host.get_link("mv0").unwrap(), None);
-        if let Some(dying) = host.get_link(link.index).unwrap() {
-            assert!(dying.name.starts_with(DYING_PREFIX), "{dying:?}");
-            // (Unless the child deleted it meanwhile.)
-            match host.list_addresses(link.index) {
-                Ok(addresses) => assert!(addresses.is_empty(), "{addresses:?}"),
-                Err(e) => assert!(e.is_not_found(), "{e:?}"),
-            }
-        }
+        let dying = host.get_link(link.index).unwrap().unwrap();
+        assert!(dying.name.starts_with(DYING_PREFIX), "{dying:?}");
+        assert!(host.list_addresses(link.index).unwrap().is_empty());
+        // What the child will send deletes it.
+        let request = del_link_request(link.index);
+        // SAFETY: a valid socket and a buffer of the given length.
+        let sent = unsafe { libc::send(host.raw_fd(), request.as_ptr().cast(), request.len(), 0) };
+        assert_eq!(sent, request.len() as isize);
         assert!(eventually(|| host.get_link(link.index).unwrap().is_none()));
-        assert!(!host.delete_link_detached(link.index).unwrap());
+        assert!(!host.delete_link_after_exit(link.index).unwrap());
         assert_eq!(host.flush_addresses(link.index).unwrap(), 0);
     }
 }

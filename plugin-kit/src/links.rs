@@ -6,13 +6,14 @@ use cni_netlink::Netlink;
 use crate::KernelResultExt;
 
 /// Deletes the host link `name` if it exists and is of `kind` (a name reused by a link of
-/// another kind is not ours and stays); the kernel's unregistration is left to a child.
+/// another kind is not ours and stays); the kernel's unregistration happens after this
+/// process has exited.
 pub fn delete_host_link_of_kind(name: &str, kind: &str) -> Result<(), Error> {
     let mut host = Netlink::host().cni()?;
     if let Some(link) = host.get_link(name).cni()?
         && link.kind.as_deref() == Some(kind)
     {
-        host.delete_link_detached(link.index).cni()?;
+        host.delete_link_after_exit(link.index).cni()?;
     }
     Ok(())
 }

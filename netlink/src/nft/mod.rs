@@ -305,9 +305,9 @@ impl Nft {
         })
     }
 
-    /// Opens a socket inside `ns`, from a short-lived thread that enters it.
+    /// Opens a socket inside `ns` ([`NetNs::open_inside`]).
     pub fn in_netns(ns: &NetNs) -> Result<Nft> {
-        ns.run(Nft::host)?
+        ns.open_inside(Nft::host)?
     }
 
     /// Closes the socket without waiting for the kernel to free what its transactions

@@ -31,7 +31,7 @@ fn delete_ifb(req: &Request) -> Result<(), Error> {
         host.delete_link(left.index).cni()?;
     }
     if let Some(link) = host.get_link(name.as_str()).cni()?.filter(is_ifb) {
-        host.delete_link_detached_as(link.index, &dying).cni()?;
+        host.delete_link_after_exit_as(link.index, &dying).cni()?;
     }
     Ok(())
 }

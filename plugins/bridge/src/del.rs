@@ -74,10 +74,11 @@ fn delete_pair(req: &Request, state: Option<&AttachmentState>) -> Result<(), Err
         Err(e) => return Err(Error::invalid_netns(e.to_string())),
     };
     let mut nl = Netlink::in_netns(&ns).map_err(kernel_error)?;
-    // Unregistering a link waits for RCU (13 ms and more); the detached delete frees the
-    // name at once and leaves that wait to a child process.
+    // Unregistering a link waits for RCU (13 ms and more); this frees the name at once and
+    // leaves that wait to a child, after the plugin has exited.
     if let Some(link) = nl.get_link(req.ifname()).map_err(kernel_error)? {
-        nl.delete_link_detached(link.index).map_err(kernel_error)?;
+        nl.delete_link_after_exit(link.index)
+            .map_err(kernel_error)?;
     }
     Ok(())
 }

@@ -112,9 +112,9 @@ fn delete_pair(
     } else {
         Vec::new()
     };
-    // Unregistering a link waits for RCU (13 ms and more); the detached delete frees the
-    // name at once and leaves that wait to a child process.
-    nl.delete_link_detached(link.index).cni()?;
+    // Unregistering a link waits for RCU (13 ms and more); this frees the name at once and
+    // leaves that wait to a child, after the plugin has exited.
+    nl.delete_link_after_exit(link.index).cni()?;
     Ok(addresses)
 }
 
