@@ -424,8 +424,10 @@ pub struct Sandbox {
     // Field order is drop order: namespaces, then the tmpfs, then the files.
     host: OnceCell<HostNs>,
     _tmpfs: Option<Tmpfs>,
+    _run: Tmpfs,
     dir: TempDir,
     data: PathBuf,
+    run: PathBuf,
     counter: Cell<usize>,
 }
 
@@ -441,11 +443,15 @@ impl Sandbox {
             StoreFs::Disk => None,
             StoreFs::Tmpfs => Some(Tmpfs::mount(&data)?),
         };
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).with_context(|| format!("mkdir {}", run.display()))?;
         Ok(Sandbox {
             host: OnceCell::new(),
             _tmpfs: tmpfs,
+            _run: Tmpfs::mount(&run)?,
             dir,
             data,
+            run,
             counter: Cell::new(0),
         })
     }
@@ -453,6 +459,15 @@ impl Sandbox {
     /// A fresh directory for a store, `<tmp>/data/<name>`.
     pub fn data_dir(&self, name: &str) -> Result<PathBuf> {
         let path = self.data.join(name);
+        std::fs::create_dir_all(&path).with_context(|| format!("mkdir {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// A fresh directory for our plugins' own state, `<tmp>/run/<name>`, on a tmpfs
+    /// whatever `--store` says: that state lives under `/run` by default (bridge, ptp,
+    /// portmap, firewall `dataDir`), a tmpfs on any node. The reference keeps none.
+    pub fn run_dir(&self, name: &str) -> Result<PathBuf> {
+        let path = self.run.join(name);
         std::fs::create_dir_all(&path).with_context(|| format!("mkdir {}", path.display()))?;
         Ok(path)
     }

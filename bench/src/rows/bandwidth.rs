@@ -231,13 +231,14 @@ impl Node {
         let subnet_octet = 98 + 2 * variant + u8::from(side.which == Impl::Reference);
         let network = format!("benchbw{variant}-{}", side.label());
         let dir = sandbox.data_dir(&format!("bandwidth{variant}-{}", side.label()))?;
+        let state = sandbox.run_dir(&format!("bandwidth{variant}-{}", side.label()))?;
         let ipam_dir = dir.join("ipam");
         let bridge = format!("cnibw{variant}{letter}");
         let bridge_conf = json!({
             "type": "bridge",
             "bridge": bridge,
             "isGateway": true,
-            "dataDir": path_str(&dir.join("bridge")),
+            "dataDir": path_str(&state.join("bridge")),
             "ipam": {
                 "type": "host-local",
                 "dataDir": path_str(&ipam_dir),

@@ -108,6 +108,7 @@ impl Row for Bridge {
         let subnet_octet = 80 + 2 * variant + u8::from(side.which == Impl::Reference);
         let network = format!("benchbr{variant}-{}", side.label());
         let dir = sandbox.data_dir(&format!("bridge{variant}-{}", side.label()))?;
+        let state = sandbox.run_dir(&format!("bridge{variant}-{}", side.label()))?;
         let ipam_dir = dir.join("ipam");
         let conf = json!({
             // What podman writes for a bridge network, plus our state directory.
@@ -116,7 +117,7 @@ impl Row for Bridge {
             "isGateway": true,
             "ipMasq": self.masq,
             "hairpinMode": true,
-            "dataDir": path_str(&dir.join("bridge")),
+            "dataDir": path_str(&state.join("bridge")),
             "ipam": {
                 "type": "host-local",
                 "dataDir": path_str(&ipam_dir),

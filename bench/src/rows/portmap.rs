@@ -109,13 +109,14 @@ impl Row for Portmap {
         let subnet_octet = 86 + 2 * variant + u8::from(side.which == Impl::Reference);
         let network = format!("benchpm{variant}-{}", side.label());
         let dir = sandbox.data_dir(&format!("portmap{variant}-{}", side.label()))?;
+        let state = sandbox.run_dir(&format!("portmap{variant}-{}", side.label()))?;
         let bridge = format!("cnipm{variant}{letter}");
         let bridge_conf = json!({
             "type": "bridge",
             "bridge": bridge,
             "isGateway": true,
             "hairpinMode": true,
-            "dataDir": path_str(&dir.join("bridge")),
+            "dataDir": path_str(&state.join("bridge")),
             "ipam": {
                 "type": "host-local",
                 "dataDir": path_str(&dir.join("ipam")),
@@ -127,7 +128,7 @@ impl Row for Portmap {
             // What podman writes, plus our state directory.
             "type": "portmap",
             "capabilities": {"portMappings": true},
-            "dataDir": path_str(&dir.join("portmap")),
+            "dataDir": path_str(&state.join("portmap")),
         });
         let mut instance = PortmapInstance {
             host: sandbox.own_host()?,

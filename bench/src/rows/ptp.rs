@@ -135,13 +135,14 @@ impl Row for Ptp {
         let subnet_octet = 92 + 2 * variant + u8::from(side.which == Impl::Reference);
         let network = format!("benchptp{variant}-{}", side.label());
         let dir = sandbox.data_dir(&format!("ptp{variant}-{}", side.label()))?;
+        let state = sandbox.run_dir(&format!("ptp{variant}-{}", side.label()))?;
         let ipam_dir = dir.join("ipam");
         let ptp_conf = json!({
             // What kindnetd writes, plus our state directory.
             "type": "ptp",
             "ipMasq": false,
             "mtu": 1500,
-            "dataDir": path_str(&dir.join("ptp")),
+            "dataDir": path_str(&state.join("ptp")),
             "ipam": {
                 "type": "host-local",
                 "dataDir": path_str(&ipam_dir),
@@ -153,7 +154,7 @@ impl Row for Ptp {
             json!({
                 "type": "portmap",
                 "capabilities": {"portMappings": true},
-                "dataDir": path_str(&dir.join("portmap")),
+                "dataDir": path_str(&state.join("portmap")),
             })
         });
         let mut instance = PtpInstance {
