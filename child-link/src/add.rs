@@ -113,12 +113,18 @@ fn create_link<U>(
         let link = match host {
             Some(host) => {
                 let master = find_master(host, cfg)?;
-                let target = ChildTarget::Netns { ns, nl: ctr };
-                create(host, &master, target, cfg, ifname, req.netns())?
+                replacing_a_dying_link(ctr, ifname, |ctr| {
+                    let target = ChildTarget::Netns { ns, nl: ctr };
+                    create(host, &master, target, cfg, ifname)
+                })?
+                .map_err(|e| creation_error(e, cfg, &master, ifname, req.netns()))?
             }
             None => {
                 let master = find_master(ctr, cfg)?;
-                create(ctr, &master, ChildTarget::Here, cfg, ifname, req.netns())?
+                replacing_a_dying_link(ctr, ifname, |ctr| {
+                    create(ctr, &master, ChildTarget::Here, cfg, ifname)
+                })?
+                .map_err(|e| creation_error(e, cfg, &master, ifname, req.netns()))?
             }
         };
         // As the reference: announce the addresses when they come (best effort: IPv6 may be
@@ -144,18 +150,31 @@ fn create_link<U>(
     Netlink::in_netns_alongside(ns, |ctr| Ok(run(ctr)), alongside).map_err(kernel_error)
 }
 
-/// Creates the link through `nl` (the socket of the master's netns), naming what went
-/// wrong the way a user can act on.
+/// Runs `create`; when CNI_IFNAME is taken by the link of a DEL that has just returned
+/// (its deletion comes once that plugin has exited), deletes that link and runs it again.
+fn replacing_a_dying_link(
+    ctr: &mut Netlink,
+    ifname: &str,
+    mut create: impl FnMut(&mut Netlink) -> cni_netlink::Result<Link>,
+) -> Result<cni_netlink::Result<Link>, Error> {
+    let created = create(ctr);
+    if matches!(&created, Err(e) if e.is_exists())
+        && ctr.remove_dying_link(ifname).map_err(kernel_error)?
+    {
+        return Ok(create(ctr));
+    }
+    Ok(created)
+}
+
+/// Creates the link through `nl` (the socket of the master's netns).
 fn create(
     nl: &mut Netlink,
     master: &Link,
     target: ChildTarget<'_>,
     cfg: &Config,
     ifname: &str,
-    netns: &str,
-) -> Result<Link, Error> {
-    let (master_name, master) = (&master.name, master.index);
-    let created = match &cfg.kind {
+) -> cni_netlink::Result<Link> {
+    match &cfg.kind {
         Kind::Macvlan {
             mode,
             mac,
@@ -167,43 +186,51 @@ fn create(
                 mac: *mac,
                 bc_queue_len: *bc_queue_len,
             };
-            nl.create_macvlan(master, ifname, target, &opts)
+            nl.create_macvlan(master.index, ifname, target, &opts)
         }
         Kind::Ipvlan { mode } => {
             let opts = IpvlanOptions {
                 mode: *mode,
                 mtu: cfg.mtu,
             };
-            nl.create_ipvlan(master, ifname, target, &opts)
+            nl.create_ipvlan(master.index, ifname, target, &opts)
         }
-    };
-    let kind = cfg.kind.name();
-    created.map_err(|e| {
-        if e.is_exists() {
-            return Error::invalid_env(format!(
-                "CNI_IFNAME {ifname}: an interface of that name already exists in {netns}"
+    }
+}
+
+/// What went wrong creating the link, the way a user can act on.
+fn creation_error(
+    e: cni_netlink::Error,
+    cfg: &Config,
+    master: &Link,
+    ifname: &str,
+    netns: &str,
+) -> Error {
+    if e.is_exists() {
+        return Error::invalid_env(format!(
+            "CNI_IFNAME {ifname}: an interface of that name already exists in {netns}"
+        ));
+    }
+    let hint = match (e.errno(), &cfg.kind) {
+        (Some(libc::EOPNOTSUPP), Kind::Ipvlan { .. }) => {
+            return Error::not_available(format!(
+                "this kernel has no ipvlan support (is the ipvlan module available? \
+                 `modprobe ipvlan`): {e}"
             ));
         }
-        let hint = match (e.errno(), &cfg.kind) {
-            (Some(libc::EOPNOTSUPP), Kind::Ipvlan { .. }) => {
-                return Error::not_available(format!(
-                    "this kernel has no ipvlan support (is the ipvlan module available? \
-                     `modprobe ipvlan`): {e}"
-                ));
-            }
-            (Some(libc::EINVAL), Kind::Macvlan { mode, .. }) if *mode == MacvlanMode::Passthru => {
-                " (passthru needs a master with no other macvlan)"
-            }
-            (Some(libc::EINVAL), Kind::Macvlan { .. }) => {
-                " (does the master already carry a macvlan in passthru mode?)"
-            }
-            (Some(libc::EBUSY), _) => {
-                " (the master already serves another kind of child link, or is a bridge port)"
-            }
-            _ => "",
-        };
-        Error::internal(format!("create {kind} on master {master_name}: {e}{hint}"))
-    })
+        (Some(libc::EINVAL), Kind::Macvlan { mode, .. }) if *mode == MacvlanMode::Passthru => {
+            " (passthru needs a master with no other macvlan)"
+        }
+        (Some(libc::EINVAL), Kind::Macvlan { .. }) => {
+            " (does the master already carry a macvlan in passthru mode?)"
+        }
+        (Some(libc::EBUSY), _) => {
+            " (the master already serves another kind of child link, or is a bridge port)"
+        }
+        _ => "",
+    };
+    let (kind, master) = (cfg.kind.name(), &master.name);
+    Error::internal(format!("create {kind} on master {master}: {e}{hint}"))
 }
 
 /// Adds the link's addresses and routes (it is up already).

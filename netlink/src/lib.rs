@@ -43,4 +43,4 @@ pub use route::{Route, RouteFilter, TABLE_MAIN};
 pub use sysctl::{get_sysctl, set_sysctl, set_sysctls, sysctl_path};
 pub use tools::{TOOL_TIMEOUT, find_tool, run_bounded};
 pub use veth::VethOptions;
-pub use vlan_links::{ChildTarget, IpvlanOptions, MacvlanOptions};
+pub use vlan_links::{ChildTarget, DYING_ALIAS, IpvlanOptions, MacvlanOptions};

@@ -15,17 +15,19 @@ use netlink_packet_route::link::{
     InfoData, InfoIpVlan, InfoKind, InfoMacVlan, LinkAttribute, LinkInfo, LinkMessage,
 };
 
+use crate::IpNetwork;
 use crate::address::IpFamily;
 use crate::error::{Error, Result};
 use crate::handle::Netlink;
-use crate::link::{IpvlanMode, Link, MacAddr, MacvlanMode, check_ifname, random_link_name};
+use crate::link::{IpvlanMode, Link, LinkId, MacAddr, MacvlanMode, check_ifname, random_link_name};
 use crate::netns::NetNs;
 use crate::route::{RouteFilter, TABLE_MAIN};
 
 /// Prefix of the temporary name a child link is created under.
 const TMP_PREFIX: &str = "tmp";
 /// Prefix of the name a link being deleted in the background is moved to.
-const DYING_PREFIX: &str = "del";
+/// The alias of a link whose deletion is on its way: [`Netlink::delete_link_after_exit`].
+pub const DYING_ALIAS: &str = "cni-rs: deleted after its plugin exits";
 
 /// Options of a new macvlan (`ip link add ... type macvlan mode M [bcqueuelen N]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,43 +260,95 @@ impl Netlink {
         Ok(addresses.len())
     }
 
-    /// Takes link `index` out of service at once and deletes it once this process has
-    /// exited: its addresses are removed and it is renamed out of the way (so its name is
-    /// free again when this returns); the deletion is sent by the child that outlives the
-    /// process ([`crate::exit_handoff`]). Unregistering a link blocks its sender for RCU
-    /// grace periods (10 to 30 ms on a small VM); a CNI plugin need not make the runtime
-    /// wait for that, nor have it compete with the plugin's last steps. For processes
-    /// that exit soon, as plugins do.
-    ///
-    /// Falls back to an ordinary, waiting [`Netlink::delete_link`] when the link cannot be
-    /// renamed while up (kernels before 6.x answer EBUSY) or the request cannot be handed
-    /// on. Returns whether a link was there.
-    pub fn delete_link_after_exit(&mut self, index: u32) -> Result<bool> {
-        let dying = random_link_name(DYING_PREFIX)?;
-        self.delete_link_after_exit_as(index, &dying)
+    /// Deletes every address of link `index` but IPv6 link-local ones.
+    fn flush_routable_addresses(&mut self, index: u32) -> Result<()> {
+        let addresses = match self.list_addresses(index) {
+            Ok(addresses) => addresses,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let routable = addresses.iter().filter(|a| match a.addr {
+            IpNetwork::V6(v6) => !v6.ip().is_unicast_link_local(),
+            IpNetwork::V4(_) => true,
+        });
+        for address in routable {
+            self.delete_address(index, address.addr)?;
+        }
+        Ok(())
     }
 
-    /// [`Netlink::delete_link_after_exit`] renaming the link to `dying` on its way out: a
-    /// name the caller can find again, should the process be killed before the deletion
-    /// was sent.
+    /// Takes link `index` out of service at once and deletes it once this process has
+    /// exited: its addresses are removed (but an IPv6 link-local one, which no other link
+    /// can clash with), it is tagged [`DYING_ALIAS`], and its `RTM_DELLINK` is sent by the
+    /// child that outlives the process ([`crate::exit_handoff`]). Unregistering a link
+    /// blocks its sender for RCU grace periods (10 to 30 ms on a small VM); a CNI plugin
+    /// need not make the runtime wait for that, nor have it compete with the plugin's
+    /// last steps. For processes that exit soon, as plugins do.
+    ///
+    /// The name stays taken until that request is sent, just after the exit. An ADD that
+    /// finds its name taken meanwhile deletes the link itself
+    /// ([`Netlink::remove_dying_link`]). (Renaming the link out of the way would free the
+    /// name at once, but costs 0.3 to 1 ms: the kernel registers the link's sysctl tables
+    /// again under the new name.)
+    ///
+    /// Falls back to an ordinary, waiting [`Netlink::delete_link`] when the request
+    /// cannot be handed on. Returns whether a link was there.
+    pub fn delete_link_after_exit(&mut self, index: u32) -> Result<bool> {
+        let what = || format!("delete link index {index}");
+        // Off before the addresses go back to IPAM: the next container in this netns may
+        // get one of them. A link that is gone has none, and cannot be tagged.
+        self.flush_routable_addresses(index)
+            .map_err(|e| e.during(what()))?;
+        let tagged = self.change_link(&LinkId::Index(index), |msg| {
+            msg.attributes
+                .push(LinkAttribute::IfAlias(DYING_ALIAS.to_owned()))
+        });
+        match tagged {
+            Ok(()) => self.send_deletion_after_exit(index),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.during(what())),
+        }
+    }
+
+    /// [`Netlink::delete_link_after_exit`] renaming the link to `dying` instead of tagging
+    /// it: its name is free at once, and the caller can find it again under `dying`,
+    /// should the process be killed before the deletion was sent. Falls back to a waiting
+    /// delete when the link cannot be renamed while up (kernels before 6.x answer EBUSY).
     pub fn delete_link_after_exit_as(&mut self, index: u32, dying: &str) -> Result<bool> {
         let what = || format!("delete link index {index}");
-        // A link that is gone has no addresses, and the rename finds it missing.
-        self.flush_addresses(index).map_err(|e| e.during(what()))?;
+        self.flush_routable_addresses(index)
+            .map_err(|e| e.during(what()))?;
         match self.rename_link(index, dying) {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => return Ok(false),
+            Ok(()) => self.send_deletion_after_exit(index),
+            Err(e) if e.is_not_found() => Ok(false),
             Err(e) => {
                 log::debug!("{}: {e}; deleting in the foreground", what());
-                return self.delete_link(index);
+                self.delete_link(index)
             }
         }
+    }
+
+    /// Hands link `index`'s deletion to the exit handoff, or deletes it now, waiting.
+    fn send_deletion_after_exit(&mut self, index: u32) -> Result<bool> {
         // SAFETY: the socket's descriptor is open for the duration of the borrow.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.raw_fd()) };
         if crate::exit_handoff::send_after_exit(fd, del_link_request(index)) {
             Ok(true)
         } else {
             self.delete_link(index)
+        }
+    }
+
+    /// Deletes link `name`, waiting, if it is one whose deletion
+    /// [`Netlink::delete_link_after_exit`] handed on (tagged [`DYING_ALIAS`]): for an ADD
+    /// that finds the name it needs still taken. Returns whether there was such a link.
+    pub fn remove_dying_link(&mut self, name: &str) -> Result<bool> {
+        match self.get_link(name)? {
+            Some(link) if link.alias.as_deref() == Some(DYING_ALIAS) => {
+                self.delete_link(link.index)?;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 }
@@ -318,8 +372,8 @@ fn del_link_request(index: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::VethOptions;
     use crate::testutil::{eventually, sandbox};
+    use crate::{SCOPE_LINK, VethOptions};
 
     /// A veth end as the master: this kernel has no dummy links.
     fn master(nl: &mut Netlink, ns: &NetNs, name: &str) -> Link {
@@ -511,16 +565,13 @@ mod tests {
         assert!(err.is_not_found(), "{err:?}");
     }
 
-    #[test]
-    fn deleting_after_exit_frees_the_name_at_once() {
-        let Some((host_ns, mut host)) = sandbox() else {
-            return;
-        };
-        let m0 = master(&mut host, &host_ns, "m0");
+    /// A macvlan with an address, up, in the sandbox's host netns.
+    fn addressed_macvlan(host: &mut Netlink, host_ns: &NetNs, name: &str) -> Link {
+        let m0 = master(host, host_ns, &format!("{name}m"));
         let link = host
             .create_macvlan(
                 m0.index,
-                "mv0",
+                name,
                 ChildTarget::Here,
                 &MacvlanOptions::default(),
             )
@@ -528,20 +579,54 @@ mod tests {
         host.set_link_up(link.index).unwrap();
         host.add_address(link.index, "10.2.0.2/24".parse().unwrap())
             .unwrap();
+        link
+    }
+
+    fn assert_no_routable_address(host: &mut Netlink, index: u32) {
+        let left = host.list_addresses(index).unwrap();
+        assert!(
+            left.iter()
+                .all(|a| a.addr.is_ipv6() && a.scope == SCOPE_LINK),
+            "{left:?}"
+        );
+    }
+
+    #[test]
+    fn a_link_deleted_after_exit_is_tagged_and_an_add_can_take_its_name() {
+        let Some((host_ns, mut host)) = sandbox() else {
+            return;
+        };
+        let link = addressed_macvlan(&mut host, &host_ns, "mv0");
         assert!(host.delete_link_after_exit(link.index).unwrap());
-        // Gone under its name at once: renamed, without addresses, deleted only once this
-        // process has exited.
+        // Out of service at once, deleted only once this process has exited.
+        let dying = host.get_link("mv0").unwrap().unwrap();
+        assert_eq!(dying.alias.as_deref(), Some(DYING_ALIAS));
+        assert_no_routable_address(&mut host, link.index);
+        // An ADD needing the name takes it; a link without the tag is left alone.
+        assert!(host.remove_dying_link("mv0").unwrap());
         assert_eq!(host.get_link("mv0").unwrap(), None);
-        let dying = host.get_link(link.index).unwrap().unwrap();
-        assert!(dying.name.starts_with(DYING_PREFIX), "{dying:?}");
-        assert!(host.list_addresses(link.index).unwrap().is_empty());
+        assert!(!host.remove_dying_link("mv0").unwrap());
+        assert!(!host.remove_dying_link("mv0m").unwrap());
+        assert!(host.get_link("mv0m").unwrap().is_some());
+        assert!(!host.delete_link_after_exit(link.index).unwrap());
+    }
+
+    #[test]
+    fn a_link_deleted_after_exit_under_another_name_frees_its_own() {
+        let Some((host_ns, mut host)) = sandbox() else {
+            return;
+        };
+        let link = addressed_macvlan(&mut host, &host_ns, "mv1");
+        assert!(host.delete_link_after_exit_as(link.index, "gone1").unwrap());
+        assert_eq!(host.get_link("mv1").unwrap(), None);
+        assert_eq!(host.get_link(link.index).unwrap().unwrap().name, "gone1");
+        assert_no_routable_address(&mut host, link.index);
         // What the child will send deletes it.
         let request = del_link_request(link.index);
         // SAFETY: a valid socket and a buffer of the given length.
         let sent = unsafe { libc::send(host.raw_fd(), request.as_ptr().cast(), request.len(), 0) };
         assert_eq!(sent, request.len() as isize);
         assert!(eventually(|| host.get_link(link.index).unwrap().is_none()));
-        assert!(!host.delete_link_after_exit(link.index).unwrap());
-        assert_eq!(host.flush_addresses(link.index).unwrap(), 0);
+        assert!(!host.delete_link_after_exit_as(link.index, "gone1").unwrap());
     }
 }

@@ -42,7 +42,7 @@ pub use netns::{netns_for_del, open_netns};
 pub use nft::{NftSession, ensure_structure, net_id, nft_error, with_structure_lock};
 pub use state::{StateDir, StateError};
 pub use teardown::Teardown;
-pub use veth::create_veth_pair;
+pub use veth::{create_veth_pair, remove_dying_link};
 
 /// Helper programs a plugin runs (the DNS sidecar's self-check) are bounded like the
 /// packet-filter tools.

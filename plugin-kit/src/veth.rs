@@ -10,7 +10,8 @@ use crate::KernelResultExt;
 /// told each host name before the pair is made under it, so that the attachment's state can
 /// name it first (a kill right after the creation must not leave a pair nobody knows of). An
 /// existing CNI_IFNAME in the container is the runtime's error (code 4: the spec asks ADD to
-/// fail); a random host name that happens to be taken is retried.
+/// fail), unless it is the link of a DEL whose deletion is still on its way, which goes
+/// first; a random host name that happens to be taken is retried.
 #[allow(clippy::too_many_arguments)]
 pub fn create_veth_pair(
     host: &mut Netlink,
@@ -34,7 +35,9 @@ pub fn create_veth_pair(
             Ok(()) => break name,
             Err(e) if e.is_exists() => {
                 let host_name_taken = host.get_link(&name).cni()?.is_some();
-                if !host_name_taken {
+                // The container's name is taken: by the link of a DEL that has just returned
+                // (its deletion comes once that plugin has exited), or by something else.
+                if !host_name_taken && !remove_dying_link(ns, req.ifname())? {
                     return Err(Error::invalid_env(format!(
                         "CNI_IFNAME {}: an interface of that name already exists in {}",
                         req.ifname(),
@@ -65,4 +68,12 @@ pub fn create_veth_pair(
     host.get_link(&name)
         .cni()?
         .ok_or_else(|| Error::internal(format!("veth {name} vanished")))
+}
+
+/// Deletes the link `ifname` of `ns` if a DEL handed its deletion on
+/// ([`Netlink::delete_link_after_exit`]) and it is still there; returns whether it did.
+pub fn remove_dying_link(ns: &NetNs, ifname: &str) -> Result<bool, Error> {
+    Netlink::in_netns(ns)
+        .and_then(|mut ctr| ctr.remove_dying_link(ifname))
+        .cni()
 }

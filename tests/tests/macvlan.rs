@@ -14,6 +14,10 @@ const NETWORK: &str = "mvnet";
 
 /// A sandbox host with a master `m0` (its veth peer `m0p` stays in the host too, both up),
 /// and the calls of one macvlan network.
+/// The alias DEL tags a link with whose deletion comes once the plugin has exited
+/// (`cni_netlink::DYING_ALIAS`).
+const DYING_ALIAS: &str = "cni-rs: deleted after its plugin exits";
+
 struct Net {
     sb: Sandbox,
     conf: Value,
@@ -428,6 +432,14 @@ fn del_is_idempotent_and_always_releases_the_address() {
     net.add("a", &a);
     net.call("DEL", "a", &a).run().assert_ok_empty();
     net.add("a", &a);
+    // Even before the DEL's deletion (sent once that plugin has exited) has happened: a
+    // link tagged as DEL tags it gives its name up to the ADD.
+    net.call("DEL", "a", &a).run().assert_ok_empty();
+    assert_only_lo(&a);
+    add_veth(&a, "eth0");
+    a.run(&["ip", "link", "set", "eth0", "alias", DYING_ALIAS]);
+    net.add("a", &a);
+    assert_eq!(details(&a, "eth0")["linkinfo"]["info_kind"], "macvlan");
 
     // The netns is gone.
     let gone = a.path_str().to_string();

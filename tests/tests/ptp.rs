@@ -431,6 +431,32 @@ fn bad_input_is_refused_before_anything_is_made() {
     net.call("DEL", "a", &a).assert_ok_empty();
 }
 
+/// An ADD right after a DEL in the same netns may find CNI_IFNAME still held by the DEL's
+/// link, whose deletion comes once that plugin has exited (tagged with this alias,
+/// `cni_netlink::DYING_ALIAS`): it takes the name. Held by anything else, the name stays
+/// the runtime's error.
+#[test]
+fn an_add_takes_its_name_from_a_link_on_its_way_out() {
+    const DYING_ALIAS: &str = "cni-rs: deleted after its plugin exits";
+    let net = Net::v4("1.0.0", json!({}));
+    let (a, b) = (net.sb.container(), net.sb.container());
+    for ctr in [&a, &b] {
+        ctr.run(&[
+            "ip", "link", "add", "name", "eth0", "type", "veth", "peer", "name", "left0",
+        ]);
+    }
+    a.run(&["ip", "link", "set", "eth0", "alias", DYING_ALIAS]);
+    net.add("a", &a);
+    assert_eq!(link_names(&a), vec!["lo", "eth0"]);
+    assert_eq!(addresses(&a, "eth0"), vec!["10.244.1.2/24"]);
+    net.call("ADD", "b", &b)
+        .assert_error_containing(4, "already exists");
+    for (id, ctr) in [("a", &a), ("b", &b)] {
+        net.call("DEL", id, ctr).assert_ok_empty();
+    }
+    assert!(net.allocations().is_empty());
+}
+
 /// The reference ptp on the same config builds the same routes and addresses.
 #[test]
 fn reference_parity_of_routes_and_addresses() {
