@@ -46,9 +46,26 @@ pub fn run(plugin: &str, command: Command, req: &Request) -> Result<(), Error> {
     exec(plugin, command, req).map(|_| ())
 }
 
-/// Execs the delegate with the request's environment (CNI_COMMAND replaced) and config bytes.
+/// Execs the delegate with the request's environment (CNI_COMMAND replaced) and config
+/// bytes, and waits for it. A linked delegate runs on this thread: waited for at once, a
+/// thread of its own would only add its start and join (0.2 to 0.5 ms of wake-ups on a
+/// small VM).
 fn exec(plugin: &str, command: Command, req: &Request) -> Result<Option<serde_json::Value>, Error> {
-    Pending::start(plugin, command, req)?.wait()
+    let path = find_in_path(plugin, &req.cmd.path)?;
+    let running = match crate::linked::linked_for(plugin, &path) {
+        Some(linked) => Running::Done(crate::skel::dispatch(
+            linked,
+            &delegate_env(command, req),
+            &mut req.stdin.as_slice(),
+        )),
+        None => Running::Process(start_process(&path, command, req)?),
+    };
+    Pending {
+        plugin: plugin.to_string(),
+        command,
+        running: Some(running),
+    }
+    .wait()
 }
 
 /// A delegate started and not waited for yet, so that the caller can work while it runs.
@@ -64,6 +81,8 @@ pub struct Pending {
 enum Running {
     Process(std::process::Child),
     Thread(std::thread::JoinHandle<Outcome>),
+    /// Linked and run already.
+    Done(Outcome),
 }
 
 impl Pending {
@@ -103,9 +122,9 @@ impl Pending {
                 let outcome = thread
                     .join()
                     .map_err(|_| Error::internal(format!("{plugin} (linked) panicked")))?;
-                let failure = (!outcome.success).then(|| "failed".to_string());
-                (outcome.stdout.into_bytes(), failure)
+                linked_output(outcome)
             }
+            Running::Done(outcome) => linked_output(outcome),
         };
         if let Some(status) = failure {
             return Err(delegate_error(&plugin, &stdout, &status));
@@ -147,12 +166,7 @@ fn start_thread(
     command: Command,
     req: &Request,
 ) -> Result<std::thread::JoinHandle<Outcome>, Error> {
-    let env = Env::from_pairs(
-        req.env
-            .iter()
-            .filter(|(k, _)| *k != "CNI_COMMAND")
-            .chain([("CNI_COMMAND", command.as_str())]),
-    );
+    let env = delegate_env(command, req);
     let stdin = req.stdin.clone();
     std::thread::Builder::new()
         .name(plugin.to_string())
@@ -169,9 +183,25 @@ impl Drop for Pending {
             Some(Running::Thread(thread)) => {
                 let _ = thread.join();
             }
-            None => {}
+            Some(Running::Done(_)) | None => {}
         }
     }
+}
+
+/// A linked delegate's environment: the request's, CNI_COMMAND replaced.
+fn delegate_env(command: Command, req: &Request) -> Env {
+    Env::from_pairs(
+        req.env
+            .iter()
+            .filter(|(k, _)| *k != "CNI_COMMAND")
+            .chain([("CNI_COMMAND", command.as_str())]),
+    )
+}
+
+/// A linked delegate's output and, when it failed, how.
+fn linked_output(outcome: Outcome) -> (Vec<u8>, Option<String>) {
+    let failure = (!outcome.success).then(|| "failed".to_string());
+    (outcome.stdout.into_bytes(), failure)
 }
 
 /// The delegate's own error object when it printed one, else how it ended.

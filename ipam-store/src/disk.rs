@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::error::{Result, StoreError};
-use crate::safe_path::ensure_trusted;
+use crate::safe_path::{ensure_trusted, ensure_trusted_below};
 
 const LOCK_FILE: &str = "lock";
 const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
@@ -137,19 +137,15 @@ impl Store {
     /// directory another user could redirect.
     pub fn open(data_dir: &Path, network: &str) -> Result<Store> {
         let net_dir = data_dir.join(network);
-        let index_dir = data_dir.join(INDEX_ROOT).join(network);
-        ensure_trusted(&net_dir)?;
-        ensure_trusted(&index_dir)?;
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&net_dir)
-            .map_err(|e| StoreError::io("create", &net_dir, e))?;
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&index_dir)
-            .map_err(|e| StoreError::io("create", &index_dir, e))?;
+        let index_below = Path::new(INDEX_ROOT).join(network);
+        let index_dir = data_dir.join(&index_below);
+        // The data dir is walked once; both directories exist on every call but the first.
+        if !ensure_trusted(&net_dir)? {
+            create_dir(&net_dir, 0o755)?;
+        }
+        if !ensure_trusted_below(data_dir, &index_below)? {
+            create_dir(&index_dir, 0o700)?;
+        }
         let lock_path = net_dir.join(LOCK_FILE);
         let lock_file = OpenOptions::new()
             .read(true)
@@ -174,6 +170,14 @@ impl Store {
 
     /// [`Store::lock`] with a chosen wait.
     pub fn lock_within(&self, timeout: Duration) -> Result<Locked<'_>> {
+        self.lock_file_within(timeout)?;
+        let locked = Locked { store: self };
+        locked.refresh_index()?;
+        Ok(locked)
+    }
+
+    /// Takes the lock file's flock; the caller makes the [`Locked`] that releases it.
+    fn lock_file_within(&self, timeout: Duration) -> Result<()> {
         atomic_file::lock_within(&self.lock_file, timeout).map_err(|e| {
             let path = self.net_dir.join(LOCK_FILE);
             if e.kind() == ErrorKind::TimedOut {
@@ -184,15 +188,38 @@ impl Store {
             } else {
                 StoreError::io("lock", path, e)
             }
-        })?;
+        })
+    }
+
+    /// DEL's release: [`Locked::release`] under the lock, without first bringing the index
+    /// up to date when the attachment has an entry (the common case: every ADD writes
+    /// one, and each address it lists is checked against its file). Only an attachment
+    /// without one (made by the reference, or before a rebuild) costs the refresh.
+    pub fn release(&self, key: &AttachmentKey) -> Result<Vec<IpAddr>> {
+        self.lock_file_within(LOCK_TIMEOUT)?;
         let locked = Locked { store: self };
-        locked.refresh_index()?;
-        Ok(locked)
+        let has_entry = locked
+            .entry_keys(key)
+            .iter()
+            .any(|k| self.index_dir.join(k.index_name()).exists());
+        if !has_entry {
+            locked.refresh_index()?;
+        }
+        locked.release(key)
     }
 
     pub fn net_dir(&self) -> &Path {
         &self.net_dir
     }
+}
+
+/// Creates `dir` and its missing parents with `mode`.
+fn create_dir(dir: &Path, mode: u32) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| StoreError::io("create", dir, e))
 }
 
 /// How long an operation waits for another one holding the store's lock.
@@ -386,7 +413,10 @@ impl Locked<'_> {
     /// Releases every address `key` holds; returns them. Missing files are not an error.
     pub fn release(&self, key: &AttachmentKey) -> Result<Vec<IpAddr>> {
         let owned = self.owned_by(key)?;
-        self.release_ips(key, &owned)?;
+        // owned_by read each address file under this lock: every one is still `key`'s.
+        for ip in &owned {
+            remove_if_exists(&self.net_path(&ip.to_string()))?;
+        }
         for k in self.entry_keys(key) {
             remove_if_exists(&self.store.index_dir.join(k.index_name()))?;
         }
@@ -670,6 +700,27 @@ mod tests {
                 .unwrap(),
             vec![ip("10.0.0.8")]
         );
+    }
+
+    #[test]
+    fn dels_release_finds_what_the_reference_allocated_and_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "net1").unwrap();
+        let ours = AttachmentKey::new("ours", "eth0");
+        store
+            .lock()
+            .unwrap()
+            .reserve(&ours, &NetnsRecord::default(), &[(0, ip("10.0.0.2"))])
+            .unwrap();
+        // The reference's allocation: no index entry until a refresh.
+        let net = dir.path().join("net1");
+        fs::write(net.join("10.0.0.7"), "c9\r\neth0").unwrap();
+        fs::write(net.join("last_reserved_ip.0"), "10.0.0.7").unwrap();
+        let theirs = AttachmentKey::new("c9", "eth0");
+        assert_eq!(store.release(&theirs).unwrap(), vec![ip("10.0.0.7")]);
+        assert_eq!(store.release(&ours).unwrap(), vec![ip("10.0.0.2")]);
+        assert!(store.release(&ours).unwrap().is_empty());
+        assert!(store.lock().unwrap().scan().unwrap().is_empty());
     }
 
     #[test]

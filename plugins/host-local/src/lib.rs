@@ -56,10 +56,7 @@ impl Plugin for HostLocal {
             return Ok(());
         }
         let store = Store::open(&data_dir, &req.conf.name).map_err(store_error)?;
-        let released = store
-            .lock()
-            .and_then(|locked| locked.release(&key_of(req)))
-            .map_err(store_error)?;
+        let released = store.release(&key_of(req)).map_err(store_error)?;
         log::info!(
             "released {released:?} of {}/{}",
             req.container_id(),

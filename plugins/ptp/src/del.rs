@@ -21,17 +21,6 @@ pub fn del(req: &Request) -> Result<(), Error> {
         None => Vec::new(),
     };
     let mut teardown = Teardown::new();
-    // The addresses go back to IPAM after their masquerade entries: handed out again before,
-    // the next container would lose its entries to this DEL. Without masquerade nothing of
-    // an address outlives the pair but its host route, which the next ADD replaces: IPAM
-    // then runs while the pair goes (kind's ptp has no masquerade).
-    let mut ipam = match &req.conf.ipam_type {
-        Some(plugin) if backends.is_empty() => {
-            Ipam::Started(delegate::Pending::start(plugin, Command::Del, req))
-        }
-        Some(plugin) => Ipam::Later(plugin),
-        None => Ipam::None,
-    };
     // The addresses the masquerade rules were made for: recorded at ADD, else in prevResult,
     // else on the container's interface (kind's DEL has no prevResult).
     let mut addresses = state
@@ -49,30 +38,18 @@ pub fn del(req: &Request) -> Result<(), Error> {
     teardown.step("masquerade", || {
         release_masquerade(&req.conf.name, req.container_id(), &backends, &addresses)
     });
-    teardown.step("ipam", || ipam.finish(req));
+    // The addresses go back to IPAM last: handed out again before their masquerade entries
+    // went, the next container would lose its entries to this DEL. (Our host-local runs on
+    // this thread; on a thread of its own, its start and join cost more than it overlaps.)
+    if let Some(plugin) = &req.conf.ipam_type {
+        teardown.step("ipam", || delegate::run(plugin, Command::Del, req));
+    }
     if teardown.is_clean() {
         states
             .remove(req.container_id(), req.ifname())
             .map_err(plugin_kit::state_error)?;
     }
     teardown.finish()
-}
-
-/// IPAM's DEL: already running, still to run, or none configured.
-enum Ipam<'a> {
-    Started(Result<delegate::Pending, Error>),
-    Later(&'a str),
-    None,
-}
-
-impl Ipam<'_> {
-    fn finish(&mut self, req: &Request) -> Result<(), Error> {
-        match std::mem::replace(self, Ipam::None) {
-            Ipam::Started(pending) => pending?.wait().map(drop),
-            Ipam::Later(plugin) => delegate::run(plugin, Command::Del, req),
-            Ipam::None => Ok(()),
-        }
-    }
 }
 
 pub(crate) fn prev_result_addresses(req: &Request) -> Vec<IpNetwork> {
