@@ -1,7 +1,7 @@
 //! Work a plugin need not make the runtime wait for, done by a child once the plugin has
 //! exited: at exit, once the plugin's output is written, the standard streams are pointed at
-//! /dev/null (the runtime sees them end at once) and a forked child waits until this process
-//! is gone, then pays the waits.
+//! /dev/null (the runtime sees them end at once) and a child, the heir, waits until this
+//! process is gone, then pays the waits.
 //!
 //! - Requests to send ([`send_after_exit`]): deleting a link blocks its sender while the
 //!   kernel unregisters it (RCU grace periods, 10 to 30 ms on a small VM). Sent after the
