@@ -6,6 +6,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${CNI_RUNTIME_VENV:-$here/target/runtime-venv}"
 py="$venv/bin/python"
+# Tests of one binary run in parallel and may all get here on a fresh clone: one makes the
+# venv, the others wait for it (util-linux's flock).
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
 if [ -x "$py" ] && "$py" -c 'import grpc, cri_api.v1.api_pb2_grpc' 2>/dev/null; then
     echo "$py"
     exit 0
