@@ -1,8 +1,7 @@
 //! DEL: the container's link out of service and deleted, IPAM released, whatever is
 //! already gone (netns, master, link) and however often it is called.
 
-use cni::delegate::Pending;
-use cni::{Command, Error, Request};
+use cni::{Command, Error, Request, delegate};
 use cni_netlink::{NetNs, Netlink};
 
 use crate::kernel_error;
@@ -12,50 +11,34 @@ use crate::kernel_error;
 /// Needs nothing of the config but `ipam.type`, so a config that no longer validates, or a
 /// master that is gone, still cleans up.
 ///
-/// The link's addresses go first, so they are off it before IPAM hands them out again; then
-/// IPAM's DEL runs while the link is renamed away; its deletion is sent once this process
-/// has exited (the kernel's unregistration takes tens of ms of RCU grace periods; see
-/// [`Netlink::delete_link_after_exit`]). A link of another kind under that name is not ours and
-/// is left alone.
+/// The link's addresses go first, so they are off it before IPAM hands them out again; its
+/// deletion is sent once this process has exited (the kernel's unregistration takes tens of
+/// ms of RCU grace periods; see [`Netlink::delete_link_after_exit`]). A link of another kind
+/// under that name is not ours and is left alone.
 pub fn del(req: &Request, kind: &str) -> Result<(), Error> {
-    let link = find_and_empty(req, kind);
-    let ipam = req
-        .conf
-        .ipam_type
-        .as_ref()
-        .map(|ipam| Pending::start(ipam, Command::Del, req));
-    let link = match link {
-        Ok(Some((mut ctr, index))) => ctr
-            .delete_link_after_exit(index)
-            .map(drop)
-            .map_err(|e| kernel_error(e).context(format!("delete {kind} {}", req.ifname()))),
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
-    let ipam = match ipam {
-        Some(Ok(pending)) => pending.wait().map(drop),
-        Some(Err(e)) => Err(e),
+    let link = take_out(req, kind);
+    let ipam = match &req.conf.ipam_type {
+        Some(ipam) => delegate::run(ipam, Command::Del, req),
         None => Ok(()),
     };
     link.and(ipam)
 }
 
-/// The container's socket and the index of our link, with its addresses deleted; `None`
-/// when there is nothing of ours (no netns, no link, a link of another kind).
-fn find_and_empty(req: &Request, kind: &str) -> Result<Option<(Netlink, u32)>, Error> {
+/// Our link out of service, its deletion handed on; nothing to do when there is nothing of
+/// ours (no netns, no link, a link of another kind).
+fn take_out(req: &Request, kind: &str) -> Result<(), Error> {
     if req.netns().is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let ns = match NetNs::open(req.netns()) {
         Ok(ns) => ns,
-        Err(e) if e.is_netns_gone() => return Ok(None),
+        Err(e) if e.is_netns_gone() => return Ok(()),
         Err(e) => return Err(Error::invalid_netns(e.to_string())),
     };
     let ifname = req.ifname();
-    let (mut ctr, link) =
-        Netlink::in_netns_with(&ns, |ctr| ctr.get_link(ifname)).map_err(kernel_error)?;
-    let Some(link) = link else {
-        return Ok(None);
+    let mut ctr = Netlink::in_netns(&ns).map_err(kernel_error)?;
+    let Some(link) = ctr.get_link(ifname).map_err(kernel_error)? else {
+        return Ok(());
     };
     if link.kind.as_deref() != Some(kind) {
         log::warn!(
@@ -63,9 +46,9 @@ fn find_and_empty(req: &Request, kind: &str) -> Result<Option<(Netlink, u32)>, E
             req.netns(),
             link.kind.as_deref().unwrap_or("link of unknown kind")
         );
-        return Ok(None);
+        return Ok(());
     }
-    ctr.flush_addresses(link.index)
-        .map_err(|e| kernel_error(e).context(format!("delete {kind} {ifname}")))?;
-    Ok(Some((ctr, link.index)))
+    ctr.delete_link_after_exit(link.index)
+        .map(drop)
+        .map_err(|e| kernel_error(e).context(format!("delete {kind} {ifname}")))
 }

@@ -20,6 +20,7 @@ use std::sync::{Mutex, Once};
 
 /// What the child does once this process is gone: send each request (in order), then let
 /// a grace period pass and close the kept descriptors.
+#[derive(Default)]
 struct Handoff {
     sends: Vec<(OwnedFd, Vec<u8>)>,
     kept: Vec<OwnedFd>,
@@ -71,10 +72,7 @@ fn register() {
 /// sent here, waiting.
 extern "C" fn hand_off() {
     let handoff = match HANDOFF.lock() {
-        Ok(mut handoff) => Handoff {
-            sends: std::mem::take(&mut handoff.sends),
-            kept: std::mem::take(&mut handoff.kept),
-        },
+        Ok(mut handoff) => std::mem::take(&mut *handoff),
         Err(_) => return,
     };
     if handoff.sends.is_empty() && handoff.kept.is_empty() {

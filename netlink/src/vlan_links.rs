@@ -244,22 +244,6 @@ impl Netlink {
         Ok(None)
     }
 
-    /// `ip addr flush dev DEV`: deletes every address of link `index`; returns how many
-    /// there were. A link that is gone has none.
-    pub fn flush_addresses(&mut self, index: u32) -> Result<usize> {
-        let what = || format!("flush addresses of link index {index}");
-        let addresses = match self.list_addresses(index) {
-            Ok(addresses) => addresses,
-            Err(e) if e.is_not_found() => return Ok(0),
-            Err(e) => return Err(e.during(what())),
-        };
-        for address in &addresses {
-            self.delete_address(index, address.addr)
-                .map_err(|e| e.during(what()))?;
-        }
-        Ok(addresses.len())
-    }
-
     /// Deletes every address of link `index` but IPv6 link-local ones.
     fn flush_routable_addresses(&mut self, index: u32) -> Result<()> {
         let addresses = match self.list_addresses(index) {
